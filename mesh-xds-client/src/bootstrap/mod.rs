@@ -1,0 +1,1 @@
+//! Bootstrap parsing (in progress).

@@ -1,0 +1,1 @@
+//! The ADS protocol state machine (in progress).

@@ -1,0 +1,1 @@
+//! Conversions shared by several resource types (matchers, durations, percentages).
