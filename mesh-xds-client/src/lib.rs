@@ -11,5 +11,6 @@
 //! configuration.
 
 pub mod bootstrap;
+pub mod deps;
 pub mod protocol;
 pub mod resource;
