@@ -11,6 +11,7 @@
 //! configuration.
 
 pub mod bootstrap;
+pub mod client;
 pub mod deps;
 pub mod protocol;
 pub mod resource;
