@@ -12,6 +12,7 @@
 
 pub mod bootstrap;
 pub mod client;
+pub mod csds;
 pub mod deps;
 pub mod protocol;
 pub mod resource;

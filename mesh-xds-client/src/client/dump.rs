@@ -3,9 +3,12 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+
+use envoy_types::pb::google::protobuf::Any;
 use serde::Serialize;
 
-use crate::protocol::XdsState;
+use crate::protocol::{ResourceStatus, XdsState};
 use crate::resource::{Resource, ResourceKind};
 
 /// One resource in the dump.
@@ -18,6 +21,9 @@ pub struct ResourceDump {
     pub name: String,
     /// `REQUESTED`, `ACKED`, `NACKED` or `DOES_NOT_EXIST` (CSDS `ClientResourceStatus`).
     pub status: &'static str,
+    /// The status as the protocol reports it.
+    #[serde(skip)]
+    pub resource_status: ResourceStatus,
     /// The version of the response that carried the value in use.
     pub version: Option<String>,
     /// When the value was last received or found missing, in milliseconds since the Unix epoch.
@@ -26,6 +32,9 @@ pub struct ResourceDump {
     pub error: Option<String>,
     /// The value in use.
     pub value: Option<Resource>,
+    /// The value in use as the control plane sent it (for CSDS).
+    #[serde(skip)]
+    pub raw: Option<Any>,
 }
 
 /// Every subscribed resource, sorted by kind then name.
@@ -52,7 +61,10 @@ impl ConfigDump {
     }
 }
 
-pub(super) fn build<G: mesh_core::rng::RandomSource>(state: &XdsState<Resource, G>) -> ConfigDump {
+pub(super) fn build<G: mesh_core::rng::RandomSource>(
+    state: &XdsState<Resource, G>,
+    raw: &HashMap<(ResourceKind, String), Any>,
+) -> ConfigDump {
     let now = Instant::now();
     let wall = SystemTime::now();
     let mut resources: Vec<ResourceDump> = state
@@ -61,6 +73,7 @@ pub(super) fn build<G: mesh_core::rng::RandomSource>(state: &XdsState<Resource, 
             kind: view.kind,
             name: view.name.to_owned(),
             status: super::status_name(view.status),
+            resource_status: view.status,
             version: view.version.map(str::to_owned),
             last_updated_unix_ms: view.last_updated.and_then(|at| {
                 let age = now.saturating_duration_since(at);
@@ -70,6 +83,9 @@ pub(super) fn build<G: mesh_core::rng::RandomSource>(state: &XdsState<Resource, 
             }),
             error: view.last_error.map(ToString::to_string),
             value: view.value.cloned(),
+            raw: view
+                .value
+                .and_then(|_| raw.get(&(view.kind, view.name.to_owned())).cloned()),
         })
         .collect();
     resources.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));

@@ -32,6 +32,7 @@ mod transport;
 mod worker;
 
 pub use dump::{ConfigDump, ResourceDump};
+pub(crate) use transport::node_proto;
 
 /// The client could not start.
 #[derive(Debug, thiserror::Error)]

@@ -135,7 +135,7 @@ pub(super) fn to_discovery_request(request: Request, node: Option<PbNode>) -> Di
 }
 
 /// The bootstrap's node as Envoy's `Node`, with this client's user agent and features.
-pub(super) fn node_proto(node: &Node) -> PbNode {
+pub(crate) fn node_proto(node: &Node) -> PbNode {
     PbNode {
         id: node.id.clone(),
         cluster: node.cluster.clone(),

@@ -21,12 +21,16 @@ use crate::bootstrap::{Bootstrap, XdsServer};
 use crate::deps::{Action, DependencyManager, ResourceEvent};
 use crate::protocol::{
     DecodedResponse, Output, ProtocolConfig, ServerConfig, StreamId, WatchError, XdsState,
+    normalize_name,
 };
 use crate::resource::{self, Resource, ResourceKind, ValidationContext};
 
 /// The type URL of `envoy.service.discovery.v3.Resource`, which may wrap resources in state-of-the-world responses
 /// (gRPC client feature `xds.config.resource-in-sotw`).
 const RESOURCE_WRAPPER_TYPE_URL: &str = "type.googleapis.com/envoy.service.discovery.v3.Resource";
+
+/// The valid resources of a response as received, by name.
+type RawResources = Vec<(String, Any)>;
 
 /// Events from stream and DNS tasks.
 #[derive(Debug)]
@@ -78,6 +82,10 @@ pub(super) struct Worker {
     /// Resource events waiting to be delivered to dependency managers: `(target, kind, name, event)`.
     pending: VecDeque<(u64, ResourceKind, String, ResourceEvent)>,
     resolver: Option<Arc<TokioResolver>>,
+    /// The resources of the response being applied, as received, until the state machine says which it accepted.
+    incoming_raw: HashMap<Key, Any>,
+    /// Every accepted resource as received (for CSDS, gRFC A40).
+    raw: HashMap<Key, Any>,
 }
 
 impl Worker {
@@ -109,6 +117,8 @@ impl Worker {
             targets: BTreeMap::new(),
             pending: VecDeque::new(),
             resolver: None,
+            incoming_raw: HashMap::new(),
+            raw: HashMap::new(),
         })
     }
 
@@ -188,7 +198,7 @@ impl Worker {
                 }
             }
             Command::Dump(reply) => {
-                let _ = reply.send(dump::build(&self.state));
+                let _ = reply.send(dump::build(&self.state, &self.raw));
             }
         }
     }
@@ -207,6 +217,7 @@ impl Worker {
             .is_some_and(|sub| sub.external + sub.internal == 0)
         {
             self.subscriptions.remove(key);
+            self.raw.remove(key);
             self.state.unsubscribe(key.0, &key.1, now);
         }
     }
@@ -229,7 +240,12 @@ impl Worker {
             Event::Stream(StreamEvent::Response(id, response)) => {
                 if self.streams.contains_key(&id) {
                     match self.decode(&response) {
-                        Some(decoded) => self.state.response(id, decoded, now),
+                        Some(decoded) => {
+                            for (name, any) in decoded.1 {
+                                self.incoming_raw.insert((decoded.0.kind, name), any);
+                            }
+                            self.state.response(id, decoded.0, now);
+                        }
                         None => tracing::warn!(
                             stream = %id,
                             type_url = %response.type_url,
@@ -251,29 +267,35 @@ impl Worker {
         }
     }
 
-    /// Decodes and validates every resource of a response (gRFC A46: each on its own).
-    fn decode(&self, response: &DiscoveryResponse) -> Option<DecodedResponse<Resource>> {
+    /// Decodes and validates every resource of a response (gRFC A46: each on its own), keeping the raw form of
+    /// each valid one for CSDS.
+    fn decode(
+        &self,
+        response: &DiscoveryResponse,
+    ) -> Option<(DecodedResponse<Resource>, RawResources)> {
         let kind = ResourceKind::from_type_url(&response.type_url)?;
+        let mut raw = Vec::new();
         let resources = response
             .resources
             .iter()
             .map(|any| {
-                let unwrapped;
                 let any = if any.type_url == RESOURCE_WRAPPER_TYPE_URL {
-                    unwrapped = unwrap_resource(kind, any)?;
-                    &unwrapped
+                    unwrap_resource(kind, any)?
                 } else {
-                    any
+                    any.clone()
                 };
-                resource::decode(kind, any, &self.validation)
+                let decoded = resource::decode(kind, &any, &self.validation)?;
+                raw.push((normalize_name(&decoded.0).into_owned(), any));
+                Ok(decoded)
             })
             .collect();
-        Some(DecodedResponse {
+        let decoded = DecodedResponse {
             kind,
             version_info: response.version_info.clone(),
             nonce: response.nonce.clone(),
             resources,
-        })
+        };
+        Some((decoded, raw))
     }
 
     /// Performs every pending output of the state machine, then delivers queued events to dependency managers.
@@ -295,6 +317,7 @@ impl Worker {
                 break;
             }
         }
+        self.incoming_raw.clear();
     }
 
     fn output(&mut self, output: Output<Resource>) {
@@ -343,6 +366,10 @@ impl Worker {
                 name,
                 resource,
             } => {
+                let key = (kind, name.clone());
+                if let Some(any) = self.incoming_raw.remove(&key) {
+                    self.raw.insert(key, any);
+                }
                 self.deliver(
                     kind,
                     name,
@@ -379,6 +406,7 @@ impl Worker {
                 );
             }
             Output::DoesNotExist { kind, name } => {
+                self.raw.remove(&(kind, name.clone()));
                 self.deliver(
                     kind,
                     name,
