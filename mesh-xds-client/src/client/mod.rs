@@ -58,6 +58,32 @@ pub enum ClientError {
     NoRuntime,
 }
 
+/// Settings of the client beyond the bootstrap.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// How long a subscribed resource may go unanswered on a connected stream before it is reported as not existing
+    /// (gRFC A57; default 15 s).
+    pub resource_timeout: std::time::Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            resource_timeout: crate::protocol::DEFAULT_RESOURCE_TIMEOUT,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Sets the does-not-exist timeout.
+    #[must_use]
+    pub fn with_resource_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.resource_timeout = timeout;
+        self
+    }
+}
+
 /// The current state of a watched resource.
 #[derive(Debug, Clone, Default, Serialize)]
 #[non_exhaustive]
@@ -217,6 +243,17 @@ impl XdsClient {
     /// [`ClientError`] when there is no runtime, a server's credentials are unsupported, or the server list is
     /// unusable.
     pub fn start(bootstrap: Bootstrap) -> Result<Self, ClientError> {
+        Self::start_with_options(bootstrap, ClientOptions::default())
+    }
+
+    /// Starts the client for `bootstrap` with `options` on the current tokio runtime.
+    ///
+    /// # Errors
+    /// As [`XdsClient::start`].
+    pub fn start_with_options(
+        bootstrap: Bootstrap,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         for (index, server) in bootstrap.xds_servers.iter().enumerate() {
             if !matches!(server.channel_creds, ChannelCreds::Insecure) {
@@ -229,7 +266,7 @@ impl XdsClient {
         }
         let bootstrap = Arc::new(bootstrap);
         let (commands, rx) = mpsc::unbounded_channel();
-        let worker = worker::Worker::new(Arc::clone(&bootstrap), rx)?;
+        let worker = worker::Worker::new(Arc::clone(&bootstrap), &options, rx)?;
         runtime.spawn(worker.run());
         Ok(Self {
             inner: Arc::new(Inner {

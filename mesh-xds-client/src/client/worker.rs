@@ -91,9 +91,11 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn new(
         bootstrap: Arc<Bootstrap>,
+        options: &super::ClientOptions,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<Self, ClientError> {
-        let config = protocol_config(&bootstrap);
+        let mut config = protocol_config(&bootstrap);
+        config.resource_timeout = options.resource_timeout;
         let server_uris = config.servers.iter().map(|s| s.uri.clone()).collect();
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
