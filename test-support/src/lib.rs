@@ -69,13 +69,16 @@ pub fn workspace_root() -> PathBuf {
 /// The cargo target directory (honours `CARGO_TARGET_DIR`).
 #[must_use]
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 /// A script of this crate's `python/` folder.
 #[must_use]
 pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name)
 }
 
 /// The Python interpreter of the peers' virtual environment, creating the environment on first use.
@@ -84,7 +87,8 @@ pub fn script(name: &str) -> PathBuf {
 /// When `python3 -m venv` or `pip install` fails (no network to PyPI, no `venv` module).
 pub fn python() -> Result<PathBuf, PeerError> {
     let requirements = script("requirements.txt");
-    let pinned = fs::read_to_string(&requirements).map_err(io("reading python/requirements.txt"))?;
+    let pinned =
+        fs::read_to_string(&requirements).map_err(io("reading python/requirements.txt"))?;
     // A new pin set gets a new environment instead of mutating one another test may be using.
     let tag = format!("{:016x}", fnv1a(pinned.as_bytes()));
     let base = target_dir().join("interop-venv");
@@ -103,7 +107,14 @@ pub fn python() -> Result<PathBuf, PeerError> {
     )?;
     run(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&requirements),
         "pip install -r test-support/python/requirements.txt",
     )?;
@@ -262,7 +273,11 @@ pub fn spawn_ready(
 /// # Errors
 /// When `ip` cannot be bound.
 pub fn free_port(ip: IpAddr) -> Result<u16, PeerError> {
-    let listener = TcpListener::bind(SocketAddr::new(ip, 0)).map_err(io(format!("binding {ip}:0")))?;
-    let port = listener.local_addr().map_err(io("reading the bound port"))?.port();
+    let listener =
+        TcpListener::bind(SocketAddr::new(ip, 0)).map_err(io(format!("binding {ip}:0")))?;
+    let port = listener
+        .local_addr()
+        .map_err(io("reading the bound port"))?
+        .port();
     Ok(port)
 }

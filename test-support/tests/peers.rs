@@ -20,12 +20,24 @@ fn grpcio_backend_answers_a_grpcio_client() {
     let port: u16 = ready.trim_start_matches("READY ").trim().parse().unwrap();
     let out = Command::new(&python)
         .arg(script("xds_client.py"))
-        .args(["--target", &format!("ipv4:127.0.0.1:{port}"), "--calls", "5"])
+        .args([
+            "--target",
+            &format!("ipv4:127.0.0.1:{port}"),
+            "--calls",
+            "5",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "client failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("\"by_server\": {\"backend-a\": 5}"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"by_server\": {\"backend-a\": 5}"),
+        "{stdout}"
+    );
 }
 
 #[test]
