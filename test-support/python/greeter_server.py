@@ -1,8 +1,8 @@
 """A gRPC backend for interop tests, served by gRPC C-core (grpcio).
 
-Answers /helloworld.Greeter/SayHello with its own server id (raw bytes, no protobuf), so a client can count which
-backend served each call. Prints "READY <port>" on stdout once it listens, and exits when stdin closes (so it never
-outlives the test that started it).
+Answers /helloworld.Greeter/SayHello (or the methods given with --method) with its own server id (raw bytes, no
+protobuf), so a client can count which backend served each call. Prints "READY <port>" on stdout once it listens, and
+exits when stdin closes (so it never outlives the test that started it).
 """
 
 import argparse
@@ -14,11 +14,12 @@ import grpc
 
 
 class Greeter(grpc.GenericRpcHandler):
-    def __init__(self, server_id):
+    def __init__(self, server_id, methods):
         self._reply = server_id.encode()
+        self._methods = frozenset(methods)
 
     def service(self, handler_call_details):
-        if handler_call_details.method == "/helloworld.Greeter/SayHello":
+        if handler_call_details.method in self._methods:
             return grpc.unary_unary_rpc_method_handler(lambda request, context: self._reply)
         return None
 
@@ -27,10 +28,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", required=True, help="ip:port to listen on (port 0 picks one)")
     parser.add_argument("--server-id", required=True)
+    parser.add_argument(
+        "--method",
+        action="append",
+        dest="methods",
+        help="a method path to answer the same way, repeatable (default: /helloworld.Greeter/SayHello only)",
+    )
     args = parser.parse_args()
+    methods = args.methods or ["/helloworld.Greeter/SayHello"]
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    server.add_generic_rpc_handlers((Greeter(args.server_id),))
+    server.add_generic_rpc_handlers((Greeter(args.server_id, methods),))
     port = server.add_insecure_port(args.address)
     if port == 0:
         print(f"ERROR cannot listen on {args.address}", flush=True)

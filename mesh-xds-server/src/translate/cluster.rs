@@ -9,7 +9,7 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::common_lb_config::{
 };
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbConfig,
-    LbPolicy as EnvoyLbPolicy, LeastRequestLbConfig, RingHashLbConfig,
+    LbPolicy as EnvoyLbPolicy, RingHashLbConfig,
 };
 use envoy_types::pb::envoy::config::cluster::v3::load_balancing_policy::Policy;
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -53,6 +53,7 @@ use crate::mesh::{
 /// The `load_balancing_policy` extension names (gRFC A52, A62).
 const PICK_FIRST_POLICY_NAME: &str = "envoy.load_balancing_policies.pick_first";
 const ROUND_ROBIN_POLICY_NAME: &str = "envoy.load_balancing_policies.round_robin";
+const LEAST_REQUEST_POLICY_NAME: &str = "envoy.load_balancing_policies.least_request";
 
 pub(super) fn cluster(cluster: &Cluster) -> EnvoyCluster {
     let mut envoy = EnvoyCluster {
@@ -120,13 +121,41 @@ fn set_lb_policy(envoy: &mut EnvoyCluster, cluster: &Cluster) {
             envoy.common_lb_config = locality_weighted();
         }
         LbPolicy::LeastRequest => {
-            envoy.lb_policy = EnvoyLbPolicy::LeastRequest.into();
-            envoy.common_lb_config = locality_weighted();
-            envoy.lb_config = cluster.least_request.map(|config| {
-                LbConfig::LeastRequestLbConfig(LeastRequestLbConfig {
-                    choice_count: config.choice_count.map(|value| UInt32Value { value }),
-                    ..Default::default()
-                })
+            // gRFC A48 least_request exists in grpc-java and grpc-go but not in C-core, which rejects a cluster
+            // whose `lb_policy` is LEAST_REQUEST. As a `load_balancing_policy` list with round_robin after it,
+            // clients without least_request take round_robin instead (gRFC A52: the first supported policy wins).
+            let locality_lb_config = Some(
+                envoy_types::pb::envoy::extensions::load_balancing_policies::common::v3::LocalityLbConfig {
+                    locality_config_specifier: Some(
+                        envoy_types::pb::envoy::extensions::load_balancing_policies::common::v3::locality_lb_config::LocalityConfigSpecifier::LocalityWeightedLbConfig(
+                            Default::default(),
+                        ),
+                    ),
+                },
+            );
+            let least_request = envoy_types::pb::envoy::extensions::load_balancing_policies::least_request::v3::LeastRequest {
+                choice_count: cluster
+                    .least_request
+                    .and_then(|config| config.choice_count)
+                    .map(|value| UInt32Value { value }),
+                locality_lb_config,
+                ..Default::default()
+            };
+            envoy.load_balancing_policy = Some(LoadBalancingPolicy {
+                policies: vec![
+                    Policy {
+                        typed_extension_config: Some(TypedExtensionConfig {
+                            name: LEAST_REQUEST_POLICY_NAME.to_owned(),
+                            typed_config: Some(pack_any(least_request)),
+                        }),
+                    },
+                    Policy {
+                        typed_extension_config: Some(TypedExtensionConfig {
+                            name: ROUND_ROBIN_POLICY_NAME.to_owned(),
+                            typed_config: Some(pack_any(RoundRobin::default())),
+                        }),
+                    },
+                ],
             });
         }
         LbPolicy::RingHash => {
