@@ -5,9 +5,13 @@
 //! - `endpoint_pick`: one pick (drop overloads, priority, locality by weight, endpoint by weight) over endpoint sets
 //!   of 10, 1,000 and 10,000 endpoints. The pick is O(1): the 10,000 case should cost no more than twice the 10 case.
 //! - `route_match`: virtual-host selection and first-match route lookup in a 100-route table.
+//! - `xds_eds`: decoding, validating and publishing (gRFC A74) an EDS update of 10,000 endpoints, and the memory
+//!   of the resulting `EndpointSet` per endpoint (fixtures in [`eds`]).
 //!
 //! The library part holds the fixtures the benchmarks share, so they are type-checked with the workspace and cannot
 //! rot. Not for: asserting speed. Benchmarks report; tests never time anything.
+
+pub mod eds;
 
 use std::net::{Ipv4Addr, SocketAddr};
 

@@ -93,20 +93,98 @@ pub enum MetadataValue {
     /// A string.
     String(Arc<str>),
     /// A list.
-    List(Vec<MetadataValue>),
+    List(Arc<[MetadataValue]>),
     /// A struct.
-    Struct(BTreeMap<Arc<str>, MetadataValue>),
+    Struct(MetadataStruct),
 }
 
-/// Metadata by filter name (Envoy's `filter_metadata`), shared cheaply between snapshots.
+impl From<Vec<MetadataValue>> for MetadataValue {
+    fn from(items: Vec<MetadataValue>) -> Self {
+        Self::List(items.into())
+    }
+}
+
+/// The fields of a metadata struct, sorted by name in one shared allocation (none when empty).
+///
+/// Compact on purpose: an EDS update can carry tens of thousands of endpoints, each with metadata, and a map per
+/// struct would cost several times the memory (the issue's budget is 1 KiB per endpoint, metadata included).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataStruct(Option<Arc<[MetadataField]>>);
+
+/// One field of a [`MetadataStruct`]: its name and value.
+pub type MetadataField = (Arc<str>, MetadataValue);
+
+impl MetadataStruct {
+    /// The value of field `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&MetadataValue> {
+        let fields = self.0.as_deref()?;
+        let at = fields.binary_search_by(|(key, _)| (**key).cmp(name)).ok()?;
+        fields.get(at).map(|(_, value)| value)
+    }
+
+    /// The fields, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &MetadataValue)> {
+        self.0
+            .iter()
+            .flat_map(|fields| fields.iter().map(|(k, v)| (&**k, v)))
+    }
+
+    /// How many fields there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.as_deref().map_or(0, <[_]>::len)
+    }
+
+    /// Whether there are no fields.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl FromIterator<(Arc<str>, MetadataValue)> for MetadataStruct {
+    /// Sorts the fields by name; of duplicate names the last wins (as when decoding a JSON object).
+    fn from_iter<I: IntoIterator<Item = (Arc<str>, MetadataValue)>>(iter: I) -> Self {
+        let mut fields: Vec<(Arc<str>, MetadataValue)> = iter.into_iter().collect();
+        if fields.is_empty() {
+            return Self(None);
+        }
+        // Stable, so among equal names the last one ends up last; keep it.
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut deduped: Vec<(Arc<str>, MetadataValue)> = Vec::with_capacity(fields.len());
+        for field in fields {
+            match deduped.last_mut() {
+                Some(last) if last.0 == field.0 => *last = field,
+                _ => deduped.push(field),
+            }
+        }
+        Self(Some(deduped.into()))
+    }
+}
+
+impl From<BTreeMap<Arc<str>, MetadataValue>> for MetadataStruct {
+    fn from(map: BTreeMap<Arc<str>, MetadataValue>) -> Self {
+        map.into_iter().collect()
+    }
+}
+
+impl Serialize for MetadataStruct {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+/// Metadata by filter name (Envoy's `filter_metadata`), shared cheaply between snapshots; empty metadata allocates
+/// nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Metadata(Arc<BTreeMap<Arc<str>, MetadataValue>>);
+pub struct Metadata(MetadataStruct);
 
 impl Metadata {
     /// Metadata from `(filter, value)` pairs.
     #[must_use]
-    pub fn new(entries: BTreeMap<Arc<str>, MetadataValue>) -> Self {
-        Self(Arc::new(entries))
+    pub fn new(entries: impl IntoIterator<Item = (Arc<str>, MetadataValue)>) -> Self {
+        Self(entries.into_iter().collect())
     }
 
     /// The value stored under `filter`.
@@ -269,6 +347,28 @@ setters!(EndpointSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_fields_are_sorted_deduplicated_and_found() {
+        let fields: MetadataStruct = [
+            (Arc::from("b"), MetadataValue::Bool(true)),
+            (Arc::from("a"), MetadataValue::Number(1.0)),
+            (Arc::from("b"), MetadataValue::Null),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(fields.len(), 2);
+        assert_eq!(fields.get("a"), Some(&MetadataValue::Number(1.0)));
+        assert_eq!(
+            fields.get("b"),
+            Some(&MetadataValue::Null),
+            "the last duplicate wins"
+        );
+        assert_eq!(fields.get("c"), None);
+        let json = serde_json::to_string(&MetadataValue::Struct(fields)).unwrap_or_default();
+        assert_eq!(json, r#"{"a":1.0,"b":null}"#);
+        assert!(Metadata::default().is_empty());
+    }
 
     #[test]
     fn only_healthy_and_unknown_are_usable() {

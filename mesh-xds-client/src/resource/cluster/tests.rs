@@ -261,10 +261,13 @@ fn istio_like_eds_cluster_with_mtls_outlier_detection_and_circuit_breakers() {
     .with_connect_timeout(Duration::from_secs(10))
     .with_metadata(Metadata::new(BTreeMap::from([(
         Arc::<str>::from("istio"),
-        MetadataValue::Struct(BTreeMap::from([(
-            Arc::<str>::from("default_original_port"),
-            MetadataValue::String("8080".into()),
-        )])),
+        MetadataValue::Struct(
+            BTreeMap::from([(
+                Arc::<str>::from("default_original_port"),
+                MetadataValue::String("8080".into()),
+            )])
+            .into(),
+        ),
     )])));
 
     assert_eq!(validate(&pb).unwrap(), expected);

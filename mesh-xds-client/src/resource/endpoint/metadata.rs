@@ -1,11 +1,10 @@
 //! `config.core.v3.Metadata` to the model's [`Metadata`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Metadata as PbMetadata;
 use envoy_types::pb::google::protobuf::{Struct as PbStruct, Value as PbValue, value::Kind};
-use mesh_core::endpoint::{Metadata, MetadataValue};
+use mesh_core::endpoint::{Metadata, MetadataStruct, MetadataValue};
 
 /// `config.core.v3.Metadata` to the model: each `filter_metadata` entry becomes a [`MetadataValue::Struct`].
 /// `typed_filter_metadata` has no generic model and is not kept.
@@ -13,21 +12,16 @@ pub(in crate::resource) fn metadata(pb: Option<&PbMetadata>) -> Metadata {
     let Some(pb) = pb else {
         return Metadata::default();
     };
-    let entries: BTreeMap<Arc<str>, MetadataValue> = pb
-        .filter_metadata
-        .iter()
-        .map(|(filter, value)| {
-            (
-                Arc::from(filter.as_str()),
-                MetadataValue::Struct(struct_fields(value)),
-            )
-        })
-        .collect();
-    Metadata::new(entries)
+    Metadata::new(pb.filter_metadata.iter().map(|(filter, value)| {
+        (
+            Arc::from(filter.as_str()),
+            MetadataValue::Struct(struct_fields(value)),
+        )
+    }))
 }
 
 /// A `google.protobuf.Struct`'s fields. Nesting is bounded by prost's decode recursion limit.
-fn struct_fields(value: &PbStruct) -> BTreeMap<Arc<str>, MetadataValue> {
+fn struct_fields(value: &PbStruct) -> MetadataStruct {
     value
         .fields
         .iter()
@@ -42,8 +36,12 @@ fn metadata_value(value: &PbValue) -> MetadataValue {
         Some(Kind::StringValue(string)) => MetadataValue::String(string.as_str().into()),
         Some(Kind::BoolValue(flag)) => MetadataValue::Bool(*flag),
         Some(Kind::StructValue(fields)) => MetadataValue::Struct(struct_fields(fields)),
-        Some(Kind::ListValue(list)) => {
-            MetadataValue::List(list.values.iter().map(metadata_value).collect())
-        }
+        Some(Kind::ListValue(list)) => MetadataValue::List(
+            list.values
+                .iter()
+                .map(metadata_value)
+                .collect::<Vec<_>>()
+                .into(),
+        ),
     }
 }
