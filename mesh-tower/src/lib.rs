@@ -1,10 +1,79 @@
 //! # mesh-tower
 //!
-//! The request path of the mesh as tower layers over `http::Request`: routing, locality-aware balancing with
-//! failover, retries, circuit breaking and outlier detection, reading `mesh-core` config snapshots with one atomic
-//! load per request.
+//! The request path of the mesh, in process: a tower [`Service`](tower_service::Service) over `http::Request` that
+//! routes each request by the current `mesh-core` [`ConfigSnapshot`](mesh_core::snapshot::ConfigSnapshot), balances
+//! it over the cluster's endpoints and sends it over HTTP/2, protecting callers and backends on the way.
 //!
-//! Status: a placeholder crate. It builds and belongs to the workspace, but contains no middleware yet; the
-//! algorithms it will run (route matching, weighted and priority picking, ring hash) already live in `mesh-core`.
+//! What it solves, per request ([`MeshService`]):
+//! 1. **Routing**: one atomic load of the routing state; the virtual host the snapshot selected; the
+//!    first matching route (gRPC requests see headers through mesh-core's `GrpcHeaders`, gRFC A28); the cluster
+//!    from the action (direct, weighted, or from a header); the route's timeout, retry, hash and fault settings.
+//! 2. **Fault injection** ([`fault`], gRFC A33): delay, then abort, by percentage or by header.
+//! 3. **Deadline** ([`timeout`], gRFC A31): `max_stream_duration` capped by `grpc-timeout`, over the whole call
+//!    including the response stream.
+//! 4. **Attempts with retries** (gRFC A44): on the conditions of `retry_on`, at most 5 attempts, exponential
+//!    backoff with jitter, a per-try timeout, a retry budget per cluster, `grpc-previous-rpc-attempts`, request
+//!    bodies replayed from a bounded buffer, and another endpoint preferred for each retry.
+//! 5. **Per cluster**: aggregate clusters fail over to the first leaf with a usable endpoint (gRFC A37/A75);
+//!    priorities and locality weights (gRFC A27/A56) with usable = reachable and not ejected; the cluster's policy
+//!    within the locality (P2C over peak-EWMA by default, round robin, least request, ring hash, pick first); the
+//!    circuit breaker (gRFC A32, `max_requests` and `max_pending_requests`); outlier detection (gRFC A50 plus
+//!    consecutive 5xx and gateway errors).
+//! 6. **Per endpoint**: one HTTP/2 connection made on first use, kept alive with pings, remade when lost, retried
+//!    with backoff when it fails (the endpoint is unreachable meanwhile, so the picker fails over).
 //!
-//! Not for: xDS. This crate never sees Envoy protos; it takes snapshots from any source.
+//! Configuration comes from anywhere: [`MeshService::update`] or a [`ConfigSource`] watch channel. Each update is
+//! turned into routing state off the request path and swapped in whole; per-cluster and per-endpoint state
+//! (connections, latency estimates, ejections, rings, counters) carries over for what remains, and what leaves
+//! drains. Failures are answered as gRPC statuses or HTTP 503/504 with a reason ([`error::MeshError`]); telemetry
+//! goes through [`metrics::Metrics`] and `tracing` spans (`mesh.request`, `mesh.attempt`).
+//!
+//! The pure algorithms (latency estimates, endpoint choice, outlier detection, budget, backoff, circuit breaker)
+//! live in [`lb`], free of I/O.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use mesh_tower::{ConfigUpdate, MeshOptions, MeshService};
+//! use tower_service::Service;
+//!
+//! # async fn run(snapshot: Arc<mesh_core::snapshot::ConfigSnapshot>) {
+//! // The xDS client (or a static configuration) publishes snapshots into a watch channel.
+//! let (publish, source) = tokio::sync::watch::channel::<ConfigUpdate>(None);
+//! let mut service = MeshService::from_source(source, MeshOptions::default());
+//! publish.send_replace(Some(Ok(snapshot)));
+//!
+//! let request = http::Request::post("/helloworld.Greeter/SayHello")
+//!     .header("content-type", "application/grpc")
+//!     .body(http_body_util::Full::new(bytes::Bytes::from_static(b"\0\0\0\0\0")))
+//!     .unwrap();
+//! let response = service.call(request).await.unwrap();
+//! println!("{:?}", response.headers().get("grpc-status"));
+//! # }
+//! ```
+//!
+//! Not for: xDS. This crate never sees Envoy protos; it takes snapshots from any source. Not yet: upstream TLS
+//! (a cluster with TLS settings fails its connections with a clear reason), weighted round robin with load reports
+//! (endpoints are then picked at random by weight), HTTP/1.1 upstreams.
+
+pub mod error;
+pub mod fault;
+pub mod lb;
+pub mod metrics;
+pub mod options;
+pub mod status;
+pub mod timeout;
+
+mod body;
+mod cluster;
+mod endpoint;
+mod mesh;
+mod retry;
+mod router;
+mod runtime;
+
+pub use body::{BoxError, ResponseBody};
+pub use mesh::{
+    ConfigSource, ConfigUpdate, GRPC_PREVIOUS_RPC_ATTEMPTS, MeshService, ResponseFuture,
+};
+pub use options::{MeshOptions, ReconnectBackoff};

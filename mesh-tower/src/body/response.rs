@@ -1,0 +1,264 @@
+//! The response body: an endpoint's stream with the call's bookkeeping attached, or a locally made answer.
+//!
+//! An upstream response stream keeps the request's deadline (gRFC A31 covers the whole stream, not just the
+//! headers) and a [`CallGuard`] that holds the circuit-breaker permit and the endpoint's outstanding-request count
+//! until the stream ends, then reports the call's final status to outlier detection and metrics. A gRPC stream cut
+//! by its deadline ends with `grpc-status: 4` trailers; a plain HTTP one ends with an error.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use super::BoxError;
+use crate::cluster::OutcomeRecorder;
+use crate::error::MeshError;
+use crate::lb::{Permit, RequestGuard};
+use crate::metrics::{Metrics, Outcome};
+use crate::status::{self, Code};
+
+/// The end-of-call bookkeeping of one request: released when the response stream ends or is dropped.
+pub(crate) struct CallGuard {
+    pub(crate) grpc: bool,
+    pub(crate) cluster: Arc<str>,
+    pub(crate) metrics: Arc<dyn Metrics>,
+    pub(crate) started: Instant,
+    pub(crate) http_status: u16,
+    /// The gRPC status the response headers carried (trailers-only responses).
+    pub(crate) header_code: Option<Code>,
+    /// Where the final gRPC status goes for outlier detection (gRPC streams that were not trailers-only).
+    pub(crate) recorder: Option<OutcomeRecorder>,
+    pub(crate) permit: Option<Permit>,
+    pub(crate) outstanding: Option<crate::endpoint::Outstanding>,
+    pub(crate) budget: Option<RequestGuard>,
+    pub(crate) finished: bool,
+}
+
+impl CallGuard {
+    /// The call ended with `code` (gRPC) or with its HTTP status.
+    pub(crate) fn finish(&mut self, code: Option<Code>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let code = code.or(self.header_code);
+        if let Some(recorder) = self.recorder.take() {
+            let code = code.unwrap_or(Code::Internal);
+            recorder.record(crate::lb::Outcome::from_grpc_code(code.as_u32()));
+        }
+        let grpc_status = if self.grpc { code } else { None };
+        self.metrics.request_finished(
+            &self.cluster,
+            Outcome::new(self.http_status, grpc_status),
+            self.started.elapsed(),
+        );
+        self.permit = None;
+        self.outstanding = None;
+        self.budget = None;
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The caller dropped the stream before its end: a cancellation, not the endpoint's fault.
+            self.recorder = None;
+            self.finish(Some(Code::Cancelled));
+        }
+    }
+}
+
+impl fmt::Debug for CallGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallGuard")
+            .field("cluster", &self.cluster)
+            .field("grpc", &self.grpc)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The body of a [`MeshService`](crate::MeshService) response; see the [module docs](self).
+    pub struct ResponseBody {
+        #[pin]
+        inner: Inner,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    enum Inner {
+        Local {
+            data: Option<Bytes>,
+        },
+        Upstream {
+            #[pin]
+            body: Incoming,
+            #[pin]
+            deadline: Option<Sleep>,
+            timeout: Duration,
+            guard: Option<CallGuard>,
+            done: bool,
+        },
+    }
+}
+
+impl ResponseBody {
+    /// A body made here (an error text, or nothing).
+    pub(crate) fn local(data: Option<Bytes>) -> Self {
+        Self {
+            inner: Inner::Local {
+                data: data.filter(|d| !d.is_empty()),
+            },
+        }
+    }
+
+    /// An endpoint's stream, cut at `deadline` (with `timeout` for the message), releasing `guard` at its end.
+    pub(crate) fn upstream(
+        body: Incoming,
+        deadline: Option<(Instant, Duration)>,
+        guard: Option<CallGuard>,
+    ) -> Self {
+        let done = body.is_end_stream();
+        let (deadline, timeout) = match deadline {
+            Some((at, timeout)) if !done => (Some(tokio::time::sleep_until(at)), timeout),
+            _ => (None, Duration::ZERO),
+        };
+        let mut guard = guard;
+        if done {
+            // Nothing will be polled: the call ends now, with the status the headers carried.
+            if let Some(guard) = guard.as_mut() {
+                guard.finish(None);
+            }
+        }
+        Self {
+            inner: Inner::Upstream {
+                body,
+                deadline,
+                timeout,
+                guard,
+                done,
+            },
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().inner.project() {
+            InnerProj::Local { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            InnerProj::Upstream {
+                body,
+                deadline,
+                timeout,
+                guard,
+                done,
+            } => {
+                if *done {
+                    return Poll::Ready(None);
+                }
+                if let Some(deadline) = deadline.as_pin_mut()
+                    && deadline.poll(cx).is_ready()
+                {
+                    *done = true;
+                    let error = MeshError::DeadlineExceeded { timeout: *timeout };
+                    let grpc = guard.as_ref().is_some_and(|g| g.grpc);
+                    if let Some(guard) = guard.as_mut() {
+                        guard.finish(Some(Code::DeadlineExceeded));
+                    }
+                    return Poll::Ready(Some(if grpc {
+                        Ok(Frame::trailers(status_trailers(&error)))
+                    } else {
+                        Err(Box::new(error))
+                    }));
+                }
+                match body.poll_frame(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(None) => {
+                        *done = true;
+                        if let Some(guard) = guard.as_mut() {
+                            guard.finish(None);
+                        }
+                        Poll::Ready(None)
+                    }
+                    Poll::Ready(Some(Err(error))) => {
+                        *done = true;
+                        if let Some(guard) = guard.as_mut() {
+                            guard.finish(Some(Code::Unavailable));
+                        }
+                        Poll::Ready(Some(Err(Box::new(error))))
+                    }
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(trailers) = frame.trailers_ref() {
+                            let code = status::grpc_status(trailers);
+                            if let Some(guard) = guard.as_mut() {
+                                guard.finish(code);
+                            }
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Local { data } => data.is_none(),
+            Inner::Upstream { body, done, .. } => *done || body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Local { data } => SizeHint::with_exact(
+                data.as_ref()
+                    .map_or(0, |d| u64::try_from(d.len()).unwrap_or(u64::MAX)),
+            ),
+            Inner::Upstream { body, .. } => body.size_hint(),
+        }
+    }
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Inner::Local { data } => f
+                .debug_struct("ResponseBody::Local")
+                .field("data", data)
+                .finish(),
+            Inner::Upstream { guard, done, .. } => f
+                .debug_struct("ResponseBody::Upstream")
+                .field("guard", guard)
+                .field("done", done)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Trailers (or trailers-only headers) carrying `error` as a gRPC status.
+pub(crate) fn status_trailers(error: &MeshError) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(2);
+    headers.insert(status::GRPC_STATUS, error.code().header_value());
+    headers.insert(
+        status::GRPC_MESSAGE,
+        status::encode_grpc_message(&error.to_string()),
+    );
+    headers
+}

@@ -1,0 +1,191 @@
+//! The connection of one endpoint: made lazily, remade when lost, retried with backoff when it fails.
+//!
+//! States: `Idle` (never used), `Connecting`, `Ready` (a handle to send on), `Failed` (the last attempt failed; the
+//! next one waits for the backoff). Requests read the state with one atomic load; the driver task, started on
+//! first use, owns every transition and wakes waiting requests. A lost connection is remade at once (the endpoint
+//! stays reachable while that attempt runs); only a failed attempt makes the endpoint unreachable, until an
+//! attempt succeeds. Each change of reachability is reported to the owner so it can rebuild its picker.
+//!
+//! The driver holds the endpoint weakly: when the endpoint is dropped the handle it held goes with it, hyper closes
+//! the connection once the streams in flight are done, and the driver ends.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
+use hyper::client::conn::http2::SendRequest;
+use mesh_core::endpoint::EndpointAddress;
+use mesh_core::rng::{FastRng, RandomSource};
+use tokio::sync::Notify;
+
+use super::OnChange;
+use super::connect::{ConnectSettings, connect};
+use crate::body::UpstreamBody;
+use crate::error::SharedError;
+
+/// Whether an endpoint can take requests, as its connection sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reachability {
+    /// Connected, connecting or not tried yet.
+    Reachable,
+    /// The last connection attempt failed.
+    Unreachable,
+}
+
+enum State {
+    Idle,
+    /// Connecting; after a failure, with that failure (the endpoint stays unreachable until it connects: gRPC's
+    /// sticky TRANSIENT_FAILURE, gRFC A62, so traffic does not bounce back to it on every reconnect attempt).
+    Connecting(Option<SharedError>),
+    Ready(SendRequest<UpstreamBody>),
+    Failed(SharedError),
+}
+
+impl State {
+    fn reachability(&self) -> Reachability {
+        match self {
+            Self::Failed(_) | Self::Connecting(Some(_)) => Reachability::Unreachable,
+            Self::Idle | Self::Connecting(None) | Self::Ready(_) => Reachability::Reachable,
+        }
+    }
+}
+
+struct Shared {
+    address: EndpointAddress,
+    settings: ConnectSettings,
+    state: ArcSwap<State>,
+    changed: Notify,
+    started: AtomicBool,
+    on_change: OnChange,
+}
+
+impl Shared {
+    /// Moves to `next`, wakes waiting requests and reports a change of reachability.
+    fn set(&self, next: State) {
+        let reachability = next.reachability();
+        let previous = self.state.swap(Arc::new(next));
+        self.changed.notify_waiters();
+        if previous.reachability() != reachability {
+            (self.on_change)();
+        }
+    }
+}
+
+/// An endpoint's connection; see the [module docs](self).
+pub(super) struct Connection {
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    pub(super) fn new(
+        address: EndpointAddress,
+        settings: ConnectSettings,
+        on_change: OnChange,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                address,
+                settings,
+                state: ArcSwap::from_pointee(State::Idle),
+                changed: Notify::new(),
+                started: AtomicBool::new(false),
+                on_change,
+            }),
+        }
+    }
+
+    /// Whether a request can be sent at once, without waiting for a connection.
+    pub(super) fn is_ready(&self) -> bool {
+        matches!(&**self.shared.state.load(), State::Ready(sender) if !sender.is_closed())
+    }
+
+    pub(super) fn reachability(&self) -> Reachability {
+        self.shared.state.load().reachability()
+    }
+
+    /// A handle to send on: at once when connected, after the connection attempt otherwise.
+    pub(super) async fn sender(&self) -> Result<SendRequest<UpstreamBody>, SharedError> {
+        loop {
+            let changed = self.shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match &**self.shared.state.load() {
+                State::Ready(sender) if !sender.is_closed() => return Ok(sender.clone()),
+                // A lost connection: the driver is remaking it.
+                State::Ready(_) | State::Connecting(None) => {}
+                State::Idle => self.start(),
+                State::Failed(error) | State::Connecting(Some(error)) => {
+                    return Err(Arc::clone(error));
+                }
+            }
+            changed.await;
+        }
+    }
+
+    fn start(&self) {
+        if self.shared.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.shared.set(State::Connecting(None));
+        tokio::spawn(drive(Arc::downgrade(&self.shared)));
+    }
+}
+
+/// The driver: connect, serve until the connection ends, reconnect; back off after failures.
+async fn drive(shared: Weak<Shared>) {
+    let mut failures: u32 = 0;
+    let mut rng = match shared.upgrade() {
+        Some(strong) => FastRng::from_seed(strong.settings.seed),
+        None => return,
+    };
+    loop {
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        let (address, settings) = (strong.address.clone(), strong.settings.clone());
+        let next = match &**strong.state.load() {
+            State::Failed(error) | State::Connecting(Some(error)) => {
+                Some(State::Connecting(Some(Arc::clone(error))))
+            }
+            State::Connecting(None) => None,
+            State::Idle | State::Ready(_) => Some(State::Connecting(None)),
+        };
+        if let Some(next) = next {
+            strong.set(next);
+        }
+        drop(strong);
+        let result = connect(&address, &settings).await;
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        match result {
+            Ok((sender, connection)) => {
+                failures = 0;
+                strong.set(State::Ready(sender));
+                drop(strong);
+                tracing::debug!(endpoint = %address, "connected");
+                // Serve until the peer closes, the connection fails, or every handle is gone and the streams in
+                // flight are done.
+                if let Err(error) = connection.await {
+                    tracing::debug!(endpoint = %address, %error, "connection ended");
+                }
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                tracing::debug!(endpoint = %address, %error, failures, "connection failed");
+                let wait = settings.backoff.wait(failures, unit(&mut rng));
+                strong.set(State::Failed(Arc::new(error)));
+                drop(strong);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// A uniform draw in `0.0..1.0`.
+fn unit(rng: &mut impl RandomSource) -> f64 {
+    // 53 random bits make an exactly representable fraction.
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = (rng.next_u64() >> 11) as f64 / (1_u64 << 53) as f64;
+    fraction
+}

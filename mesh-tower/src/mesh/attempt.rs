@@ -1,0 +1,272 @@
+//! One attempt: pick an endpoint, pass the circuit breaker, send on the endpoint's connection, classify the result.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use mesh_core::rng::RandomSource;
+use mesh_core::route::RetryOn;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::body::UpstreamBody;
+use crate::cluster::{LeafCluster, OutcomeRecorder, PickContext, PickError, PickerTable};
+use crate::endpoint::{Endpoint, Outstanding, now};
+use crate::error::{MeshError, SharedError, TransportFailure};
+use crate::lb::{Outcome as OutlierOutcome, Permit};
+use crate::metrics::{AttemptLabels, Metrics, Outcome};
+use crate::retry;
+use crate::status::{self, Code};
+
+/// What an attempt needs from the request.
+pub(super) struct AttemptSpec<'a> {
+    pub(super) number: u32,
+    pub(super) grpc: bool,
+    pub(super) hash: Option<u64>,
+    pub(super) avoid: &'a [Arc<Endpoint>],
+    pub(super) retry_on: RetryOn,
+    pub(super) per_try_timeout: Option<Duration>,
+    pub(super) metrics: &'a dyn Metrics,
+}
+
+/// What an attempt holds until its response stream ends.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    pub(super) permit: Option<Permit>,
+    pub(super) outstanding: Option<Outstanding>,
+    /// Set when the gRPC status is still to come (in trailers) and outlier detection wants it.
+    pub(super) recorder: Option<OutcomeRecorder>,
+}
+
+/// An attempt's result.
+pub(super) struct AttemptResult {
+    pub(super) result: Result<Response<Incoming>, MeshError>,
+    pub(super) endpoint: Option<Arc<Endpoint>>,
+    pub(super) held: Held,
+    pub(super) retryable: bool,
+}
+
+impl AttemptResult {
+    fn failed(error: MeshError) -> Self {
+        Self {
+            result: Err(error),
+            endpoint: None,
+            held: Held::default(),
+            retryable: false,
+        }
+    }
+}
+
+/// Runs one attempt of `request` on `leaf`.
+pub(super) async fn run(
+    leaf: &Arc<LeafCluster>,
+    table: &PickerTable,
+    spec: &AttemptSpec<'_>,
+    request: Request<UpstreamBody>,
+    rng: &mut impl RandomSource,
+) -> AttemptResult {
+    let context = PickContext {
+        hash: spec.hash,
+        avoid: spec.avoid,
+        now: now(),
+    };
+    let picked = match table.pick(&context, rng) {
+        Ok(picked) => picked,
+        Err(error) => return AttemptResult::failed(pick_error(leaf.name(), error)),
+    };
+    let Some(endpoint) = table.list.endpoint(picked.slot).cloned() else {
+        return AttemptResult::failed(pick_error(leaf.name(), PickError::NoHealthy(table.counts)));
+    };
+    // gRFC A32: every attempt counts against max_requests while it is in flight.
+    let permit = match leaf.circuit().try_acquire() {
+        Ok(permit) => permit,
+        Err(overloaded) => {
+            spec.metrics.circuit_breaker_rejected(leaf.name());
+            return AttemptResult::failed(MeshError::Overloaded {
+                cluster: Arc::clone(leaf.name()),
+                overloaded,
+            });
+        }
+    };
+    let default_locality = mesh_core::locality::Locality::default();
+    let locality = table
+        .list
+        .set
+        .as_ref()
+        .and_then(|set| set.localities.get(picked.locality))
+        .map_or(&default_locality, |l| &l.locality);
+    let span = tracing::debug_span!(
+        "mesh.attempt",
+        attempt = spec.number,
+        cluster = %leaf.name(),
+        locality = %locality,
+        endpoint = %endpoint.label(),
+        status = tracing::field::Empty,
+    );
+    // A request that must wait for a connection is pending (Envoy's max_pending_requests).
+    let pending = if endpoint.is_ready() {
+        None
+    } else {
+        match leaf.circuit().try_acquire_pending() {
+            Ok(pending) => Some(pending),
+            Err(overloaded) => {
+                spec.metrics.circuit_breaker_rejected(leaf.name());
+                return AttemptResult::failed(MeshError::Overloaded {
+                    cluster: Arc::clone(leaf.name()),
+                    overloaded,
+                });
+            }
+        }
+    };
+    let outstanding = endpoint.start_request();
+    let started = Instant::now();
+    let sending = send(&endpoint, leaf.name(), request, pending);
+    let result = match spec.per_try_timeout {
+        Some(timeout) => match tokio::time::timeout(timeout, sending)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(MeshError::AttemptTimeout {
+                cluster: Arc::clone(leaf.name()),
+                timeout,
+            }),
+        },
+        None => sending.instrument(span.clone()).await,
+    };
+    let elapsed = started.elapsed();
+    let recorder = OutcomeRecorder::new(leaf, table, picked.slot);
+    let labels = AttemptLabels {
+        cluster: leaf.name(),
+        locality,
+        endpoint: endpoint.label(),
+        attempt: spec.number,
+    };
+    let mut held = Held {
+        permit: Some(permit),
+        outstanding: Some(outstanding),
+        recorder: None,
+    };
+    let retryable = match &result {
+        Ok(response) => {
+            let code = status::grpc_status(response.headers());
+            let http_status = response.status().as_u16();
+            endpoint.observe(
+                elapsed,
+                http_status >= 500 || code == Some(Code::Unavailable),
+            );
+            span.record(
+                "status",
+                tracing::field::display(StatusLabel(http_status, code)),
+            );
+            spec.metrics
+                .attempt_finished(&labels, Some(Outcome::new(http_status, code)), elapsed);
+            // gRFC A50 / Envoy: the outcome is known now unless a gRPC status is still to come in trailers.
+            match (spec.grpc, http_status, code) {
+                (true, 200, None) => held.recorder = recorder,
+                (true, 200, Some(code)) => {
+                    record(recorder, OutlierOutcome::from_grpc_code(code.as_u32()));
+                }
+                _ => record(recorder, OutlierOutcome::from_http_status(http_status)),
+            }
+            let code = code.or_else(|| {
+                (spec.grpc && http_status != 200).then(|| Code::from_http_status(http_status))
+            });
+            retry::retries_response(spec.retry_on, spec.grpc, http_status, code)
+        }
+        Err(error) => {
+            endpoint.observe(elapsed, true);
+            span.record("status", tracing::field::display(error));
+            spec.metrics.attempt_finished(&labels, None, elapsed);
+            record(recorder, OutlierOutcome::connect_failure());
+            match error {
+                MeshError::AttemptTimeout { .. } => {
+                    retry::retries_timeout(spec.retry_on, spec.grpc)
+                }
+                MeshError::Transport { failure, .. } => {
+                    retry::retries_failure(spec.retry_on, spec.grpc, *failure)
+                }
+                _ => false,
+            }
+        }
+    };
+    if result.is_err() {
+        held = Held::default();
+    }
+    AttemptResult {
+        result,
+        endpoint: Some(endpoint),
+        held,
+        retryable,
+    }
+}
+
+async fn send(
+    endpoint: &Endpoint,
+    cluster: &Arc<str>,
+    request: Request<UpstreamBody>,
+    pending: Option<Permit>,
+) -> Result<Response<Incoming>, MeshError> {
+    let transport = |failure, source: SharedError| MeshError::Transport {
+        cluster: Arc::clone(cluster),
+        endpoint: Arc::clone(endpoint.label()),
+        failure,
+        source,
+    };
+    let mut sender = endpoint
+        .sender()
+        .await
+        .map_err(|source| transport(TransportFailure::Connect, source))?;
+    drop(pending);
+    sender
+        .send_request(request)
+        .await
+        .map_err(|error| transport(classify(&error), Arc::new(error)))
+}
+
+/// Classifies a failed exchange by the error behind it: a request hyper never sent (the connection closed first)
+/// or one the peer refused (HTTP/2 `REFUSED_STREAM`, or beyond a `GOAWAY`) was not processed; anything else is a
+/// reset.
+fn classify(error: &hyper::Error) -> TransportFailure {
+    if error.is_canceled() {
+        return TransportFailure::RefusedStream;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(current) = source {
+        if let Some(h2) = current.downcast_ref::<h2::Error>()
+            && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+        {
+            return TransportFailure::RefusedStream;
+        }
+        source = current.source();
+    }
+    TransportFailure::Reset
+}
+
+fn record(recorder: Option<OutcomeRecorder>, outcome: OutlierOutcome) {
+    if let Some(recorder) = recorder {
+        recorder.record(outcome);
+    }
+}
+
+fn pick_error(cluster: &Arc<str>, error: PickError) -> MeshError {
+    let cluster = Arc::clone(cluster);
+    match error {
+        PickError::Dropped(category) => MeshError::Dropped { cluster, category },
+        PickError::NoEndpoints(note) => MeshError::NoEndpoints { cluster, note },
+        PickError::NoHealthy(counts) => MeshError::NoHealthyEndpoints { cluster, counts },
+    }
+}
+
+/// `200/OK`-style label for spans.
+struct StatusLabel(u16, Option<Code>);
+
+impl std::fmt::Display for StatusLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(code) => write!(f, "{}/{code}", self.0),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}

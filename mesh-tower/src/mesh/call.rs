@@ -1,0 +1,299 @@
+//! One request, end to end: wait for configuration if there is none yet, route, inject faults, then attempts with
+//! retries (gRFC A44) under the request's deadline (gRFC A31).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body::Body;
+use mesh_core::route::RetryPolicy;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::attempt::{self, AttemptResult, AttemptSpec};
+use super::request::attempt_request;
+use super::response::error_response;
+use super::{ConfigState, RoutingState, Shared};
+use crate::body::{BoxBody, CallGuard, ReplayBody, ResponseBody, UpstreamBody};
+use crate::endpoint::Endpoint;
+use crate::error::MeshError;
+use crate::fault;
+use crate::lb::{RequestGuard, RetryGuard, retry_backoff};
+use crate::metrics::Outcome;
+use crate::router::{self, Decision};
+use crate::runtime::RequestRng;
+use crate::status;
+use crate::timeout;
+
+/// Serves one request; failures become responses.
+pub(super) async fn handle(
+    shared: Arc<Shared>,
+    request: Request<BoxBody>,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let grpc = status::is_grpc_request(request.headers());
+    let header_timeout = if grpc {
+        timeout::grpc_timeout(request.headers())
+    } else {
+        None
+    };
+    let state = match ready_state(&shared, header_timeout, started).await {
+        Ok(state) => state,
+        Err(error) => return error_response(error, grpc),
+    };
+    let ConfigState::Ready(routing) = &*state else {
+        return error_response(
+            MeshError::NoConfig {
+                waited: started.elapsed(),
+            },
+            grpc,
+        );
+    };
+    let mut rng = shared.runtime.request_rng();
+    let decision = match router::route(
+        routing,
+        request.uri().path(),
+        request.headers(),
+        grpc,
+        &mut rng,
+    ) {
+        Ok(decision) => decision,
+        Err(error) => return error_response(error, grpc),
+    };
+    let cluster = Arc::clone(decision.target.name());
+    let metrics = &shared.runtime.options.metrics;
+    metrics.request_started(&cluster);
+    let span = tracing::info_span!(
+        "mesh.request",
+        cluster = %cluster,
+        route = decision.route.name.as_deref().unwrap_or(""),
+        grpc,
+        status = tracing::field::Empty,
+    );
+    let deadline = decision.timeout.map(|timeout| (started + timeout, timeout));
+    let exchange = Exchange {
+        shared: &shared,
+        routing,
+        decision: &decision,
+        grpc,
+        deadline,
+        started,
+    };
+    let work = exchange.run(request, &mut rng);
+    let result = match deadline {
+        Some((at, timeout)) => tokio::time::timeout_at(at, work)
+            .instrument(span.clone())
+            .await
+            .unwrap_or(Err(MeshError::DeadlineExceeded { timeout })),
+        None => work.instrument(span.clone()).await,
+    };
+    match result {
+        Ok(response) => {
+            span.record("status", response.status().as_u16());
+            response
+        }
+        Err(error) => {
+            span.record("status", tracing::field::display(&error));
+            tracing::debug!(parent: &span, %error, "request failed");
+            let grpc_status = grpc.then(|| error.code());
+            metrics.request_finished(
+                &cluster,
+                Outcome::new(error.http_status().as_u16(), grpc_status),
+                started.elapsed(),
+            );
+            error_response(error, grpc)
+        }
+    }
+}
+
+/// The routing state, waiting for the first configuration when there is none yet.
+async fn ready_state(
+    shared: &Shared,
+    header_timeout: Option<Duration>,
+    started: Instant,
+) -> Result<Arc<ConfigState>, MeshError> {
+    let wait = shared.runtime.options.initial_config_timeout;
+    let wait = match header_timeout {
+        Some(header) => wait.min(header),
+        None => wait,
+    };
+    let give_up = started + wait;
+    loop {
+        let changed = shared.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let state = shared.state.load_full();
+        match &*state {
+            ConfigState::Ready(_) => return Ok(state),
+            ConfigState::Failed(reason) => {
+                return Err(MeshError::ConfigFailed {
+                    reason: Arc::clone(reason),
+                });
+            }
+            ConfigState::Waiting => {}
+        }
+        if tokio::time::timeout_at(give_up, changed).await.is_err() {
+            return Err(MeshError::NoConfig {
+                waited: started.elapsed(),
+            });
+        }
+    }
+}
+
+/// The caller's body, as each attempt gets it.
+enum Source {
+    /// Sent once.
+    Direct(Option<BoxBody>),
+    /// Replayable.
+    Replay(ReplayBody),
+}
+
+impl Source {
+    fn next(&mut self) -> UpstreamBody {
+        match self {
+            Self::Direct(body) => UpstreamBody::Direct(
+                body.take()
+                    .unwrap_or_else(|| crate::body::box_body(http_body_util::Empty::new())),
+            ),
+            Self::Replay(body) => UpstreamBody::Replay(body.replay()),
+        }
+    }
+
+    fn is_replayable(&self) -> bool {
+        match self {
+            Self::Direct(body) => body.is_some(),
+            Self::Replay(body) => body.is_replayable(),
+        }
+    }
+}
+
+struct Exchange<'a> {
+    shared: &'a Shared,
+    routing: &'a RoutingState,
+    decision: &'a Decision<'a>,
+    grpc: bool,
+    deadline: Option<(Instant, Duration)>,
+    started: Instant,
+}
+
+impl Exchange<'_> {
+    async fn run(
+        &self,
+        request: Request<BoxBody>,
+        rng: &mut RequestRng,
+    ) -> Result<Response<ResponseBody>, MeshError> {
+        let cluster = self.decision.target.name();
+        let metrics = &*self.shared.runtime.options.metrics;
+        let (mut parts, body) = request.into_parts();
+        // gRFC A33: delay, then abort, before anything is sent.
+        if let Some(config) = self.decision.fault {
+            let plan = fault::plan(config, &parts.headers, self.grpc, &self.shared.faults, rng);
+            if let Some(delay) = plan.delay {
+                metrics.fault_injected(cluster, false);
+                tokio::time::sleep(delay).await;
+            }
+            if let Some(abort) = plan.abort {
+                metrics.fault_injected(cluster, true);
+                return Err(abort);
+            }
+        }
+        let policy = self
+            .decision
+            .retry
+            .filter(|policy| policy.max_attempts() > 1 && !policy.retry_on.is_empty());
+        let max_attempts = policy.map_or(1, RetryPolicy::max_attempts);
+        let mut source = match policy {
+            Some(policy)
+                if body.size_hint().lower()
+                    <= u64::try_from(policy.max_buffered_body_bytes).unwrap_or(u64::MAX) =>
+            {
+                Source::Replay(ReplayBody::new(body, policy.max_buffered_body_bytes))
+            }
+            _ => Source::Direct(Some(body)),
+        };
+        let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+        let mut budget: Option<RequestGuard> = None;
+        let mut _retrying: Option<RetryGuard> = None;
+        let mut number: u32 = 0;
+        loop {
+            let (leaf, table) = self.decision.target.select()?;
+            if budget.is_none() {
+                budget = Some(leaf.budget().start_request());
+            }
+            let last = number + 1 >= max_attempts;
+            let remaining = self
+                .deadline
+                .map(|(at, _)| at.saturating_duration_since(Instant::now()));
+            let request = attempt_request(
+                &mut parts,
+                last,
+                number,
+                self.routing.authority.as_ref(),
+                remaining,
+                self.grpc,
+                source.next(),
+            );
+            let spec = AttemptSpec {
+                number,
+                grpc: self.grpc,
+                hash: self.decision.hash,
+                avoid: &tried,
+                retry_on: policy.map_or(mesh_core::route::RetryOn::NONE, |p| p.retry_on),
+                per_try_timeout: policy.and_then(|p| p.per_try_timeout),
+                metrics,
+            };
+            let attempt = attempt::run(leaf, &table, &spec, request, rng).await;
+            if let Some(policy) =
+                policy.filter(|_| attempt.retryable && !last && source.is_replayable())
+            {
+                leaf.budget().set_config(
+                    policy
+                        .budget
+                        .as_ref()
+                        .unwrap_or(&self.shared.runtime.options.default_retry_budget),
+                );
+                if let Some(guard) = leaf.budget().try_start_retry() {
+                    _retrying = Some(guard);
+                    metrics.retry(leaf.name());
+                    if let Some(endpoint) = attempt.endpoint {
+                        tried.push(endpoint);
+                    }
+                    // Release the failed attempt (its permit and stream) before waiting.
+                    drop(attempt.result);
+                    drop(attempt.held);
+                    number += 1;
+                    tokio::time::sleep(retry_backoff(number, &policy.backoff, rng)).await;
+                    continue;
+                }
+                metrics.retry_budget_exhausted(leaf.name());
+                tracing::debug!(cluster = %leaf.name(), "retry budget exhausted");
+            }
+            return self.finish(attempt, budget);
+        }
+    }
+
+    /// The last attempt's result as the caller's response.
+    fn finish(
+        &self,
+        attempt: AttemptResult,
+        budget: Option<RequestGuard>,
+    ) -> Result<Response<ResponseBody>, MeshError> {
+        let response = attempt.result?;
+        let (parts, body) = response.into_parts();
+        let guard = CallGuard {
+            grpc: self.grpc,
+            cluster: Arc::clone(self.decision.target.name()),
+            metrics: Arc::clone(&self.shared.runtime.options.metrics),
+            started: self.started,
+            http_status: parts.status.as_u16(),
+            header_code: status::grpc_status(&parts.headers),
+            recorder: attempt.held.recorder,
+            permit: attempt.held.permit,
+            outstanding: attempt.held.outstanding,
+            budget,
+            finished: false,
+        };
+        let body = ResponseBody::upstream(body, self.deadline, Some(guard));
+        Ok(Response::from_parts(parts, body))
+    }
+}
