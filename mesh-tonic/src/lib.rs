@@ -1,8 +1,50 @@
 //! # mesh-tonic
 //!
-//! The front door for tonic services: a `Mesh` builder, `xds:///` channels that any tonic client accepts, and
-//! xDS-enabled servers.
+//! The front door for tonic services: a [`Mesh`] made by [`Mesh::builder`] (bootstrap, xDS client, settings), and
+//! [`Channel`]s that any tonic-generated client accepts, running the mesh's request path
+//! ([`mesh_tower::MeshService`]: routing, locality- and priority-aware balancing, retries, timeouts, circuit
+//! breaking, outlier detection, fault injection).
 //!
-//! Status: a placeholder crate. It builds and belongs to the workspace, but exposes no API yet.
+//! - `mesh.channel("xds:///greeter")`: configuration from the control plane (gRFC A27), shared by every channel of
+//!   the target. The first calls wait for it ([`MeshBuilder::wait_for_ready`]); afterwards a target without usable
+//!   configuration fails calls at once with UNAVAILABLE and the reason.
+//! - `mesh.channel("dns:///host:port")` and [`Mesh::static_channel`]: the same request path over resolved or fixed
+//!   addresses, without xDS.
+//! - [`Mesh::http_client`]: the same channel for services that are not gRPC (`http::Request<B>` in, `http::Response`
+//!   out).
+//! - [`Mesh::config_dump`] and [`Mesh::csds_service`]: what the xDS client holds (gRFC A40).
+//! - [`testing`]: a hand-written `helloworld.Greeter` client, server and runnable replica, for demos and tests.
 //!
-//! Not for: protocol or balancing logic. This crate is glue over `mesh-xds-client` and `mesh-tower`.
+//! ```no_run
+//! use mesh_tonic::Mesh;
+//! use mesh_tonic::testing::{GreeterClient, HelloRequest};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // GRPC_XDS_BOOTSTRAP or GRPC_XDS_BOOTSTRAP_CONFIG names the control plane, as for any proxyless gRPC client.
+//! let mesh = Mesh::builder().bootstrap_from_env().build().await?;
+//! let mut greeter = GreeterClient::new(mesh.channel("xds:///greeter")?);
+//! let reply = greeter.say_hello(HelloRequest { name: "mesh".into() }).await?;
+//! println!("{}", reply.get_ref().message);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Not here yet: the xDS-enabled server (gRFC A36), TLS from certificate providers on channels (gRFC A29; a cluster
+//! with TLS fails its calls with a clear reason). Not for: protocol or balancing logic; this crate is glue over
+//! `mesh-xds-client` and `mesh-tower`.
+
+mod builder;
+mod channel;
+mod direct;
+mod error;
+mod gate;
+mod mesh;
+mod target;
+pub mod testing;
+
+pub use builder::{DEFAULT_WAIT_FOR_READY, MeshBuilder};
+pub use channel::Channel;
+pub use direct::DEFAULT_DNS_REFRESH;
+pub use error::{ChannelError, MeshError};
+pub use mesh::Mesh;
+pub use mesh_tower::{MeshOptions, ReconnectBackoff, ResponseBody};

@@ -1,0 +1,215 @@
+//! [`MeshBuilder`]: where the mesh's bootstrap and settings come from.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mesh_core::locality::Locality;
+use mesh_tower::MeshOptions;
+use mesh_xds_client::bootstrap::{
+    Bootstrap, BootstrapBuilder, CertificateProviderConfig, ChannelCreds,
+};
+use mesh_xds_client::client::{ClientOptions, XdsClient};
+
+use crate::error::MeshError;
+use crate::mesh::{Mesh, MeshInner};
+
+/// How long a channel waits for its target's first configuration before calls fail (see
+/// [`MeshBuilder::wait_for_ready`]).
+pub const DEFAULT_WAIT_FOR_READY: Duration = Duration::from_secs(10);
+
+/// Where the bootstrap comes from.
+#[derive(Debug)]
+enum Source {
+    Value(Box<Bootstrap>),
+    Env,
+}
+
+/// Builds a [`Mesh`]; start with [`Mesh::builder`].
+///
+/// The bootstrap (gRFC A27: which xDS servers, who we are) comes from exactly one of:
+/// - [`bootstrap`](Self::bootstrap): a [`Bootstrap`] value (from a file, JSON or [`Bootstrap::builder`]);
+/// - [`bootstrap_from_env`](Self::bootstrap_from_env): `GRPC_XDS_BOOTSTRAP` (a file) or `GRPC_XDS_BOOTSTRAP_CONFIG`
+///   (JSON), as every gRPC implementation reads it; the only environment this crate reads;
+/// - parts given here: [`xds_server`](Self::xds_server), [`node_id`](Self::node_id),
+///   [`locality`](Self::locality), [`certificate_provider`](Self::certificate_provider), checked by the same rules
+///   as a bootstrap file;
+/// - or none, with [`without_xds`](Self::without_xds), for `dns:` and static channels only.
+///
+/// Mixing a bootstrap value or the environment with parts is an error, so the configuration in use is never a
+/// surprise.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use mesh_core::locality::Locality;
+/// use mesh_tonic::Mesh;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let mesh = Mesh::builder()
+///     .xds_server("127.0.0.1:18000")
+///     .node_id("frontend-7d9f")
+///     .locality(Locality::new("us-east", "us-east-1a", ""))
+///     .wait_for_ready(Duration::from_secs(5))
+///     .build()
+///     .await?;
+/// let channel = mesh.channel("xds:///greeter")?;
+/// # let _ = channel;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct MeshBuilder {
+    source: Option<Source>,
+    parts: Option<BootstrapBuilder>,
+    xds: bool,
+    mesh_options: MeshOptions,
+    wait_for_ready: Duration,
+    client_options: ClientOptions,
+}
+
+impl Default for MeshBuilder {
+    fn default() -> Self {
+        Self {
+            source: None,
+            parts: None,
+            xds: true,
+            mesh_options: MeshOptions::default(),
+            wait_for_ready: DEFAULT_WAIT_FOR_READY,
+            client_options: ClientOptions::default(),
+        }
+    }
+}
+
+impl MeshBuilder {
+    /// Uses `bootstrap`.
+    pub fn bootstrap(mut self, bootstrap: Bootstrap) -> Self {
+        self.source = Some(Source::Value(Box::new(bootstrap)));
+        self
+    }
+
+    /// Reads the bootstrap from `GRPC_XDS_BOOTSTRAP` or `GRPC_XDS_BOOTSTRAP_CONFIG` when building (see
+    /// [`Bootstrap::from_env`]).
+    pub fn bootstrap_from_env(mut self) -> Self {
+        self.source = Some(Source::Env);
+        self
+    }
+
+    fn part(mut self, edit: impl FnOnce(BootstrapBuilder) -> BootstrapBuilder) -> Self {
+        self.parts = Some(edit(self.parts.take().unwrap_or_default()));
+        self
+    }
+
+    /// Adds an xDS server at `server_uri` (`host:port`), reached in plaintext; servers added later are fallbacks
+    /// (gRFC A71).
+    pub fn xds_server(self, server_uri: impl Into<String>) -> Self {
+        self.part(|parts| parts.server(server_uri, ChannelCreds::Insecure))
+    }
+
+    /// Sets the node id the control plane sees.
+    pub fn node_id(self, id: impl Into<String>) -> Self {
+        self.part(|parts| parts.node_id(id))
+    }
+
+    /// Sets the node's cluster.
+    pub fn node_cluster(self, cluster: impl Into<String>) -> Self {
+        self.part(|parts| parts.node_cluster(cluster))
+    }
+
+    /// Sets the node's locality (control planes compute priorities relative to it).
+    pub fn locality(self, locality: Locality) -> Self {
+        self.part(|parts| parts.locality(locality))
+    }
+
+    /// Adds certificate provider instance `name` (gRFC A29).
+    pub fn certificate_provider(
+        self,
+        name: impl Into<String>,
+        provider: CertificateProviderConfig,
+    ) -> Self {
+        self.part(|parts| parts.certificate_provider(name, provider))
+    }
+
+    /// Builds a mesh with no xDS client: only `dns:` and static channels.
+    pub fn without_xds(mut self) -> Self {
+        self.xds = false;
+        self
+    }
+
+    /// Settings of the request path (reconnect backoff, keep-alive, default retry budget, metrics, randomness).
+    /// Its `initial_config_timeout` is replaced by [`wait_for_ready`](Self::wait_for_ready).
+    pub fn mesh_options(mut self, options: MeshOptions) -> Self {
+        self.mesh_options = options;
+        self
+    }
+
+    /// How long a new channel waits for its target's first configuration (default [`DEFAULT_WAIT_FOR_READY`]).
+    ///
+    /// Calls made during that time wait for it (or for their own deadline) instead of failing on errors that may
+    /// be transient (control plane unreachable or still starting, resource not there yet); when it ends without a
+    /// configuration, calls fail at once with UNAVAILABLE and the latest reason, until a configuration arrives.
+    pub fn wait_for_ready(mut self, wait: Duration) -> Self {
+        self.wait_for_ready = wait;
+        self
+    }
+
+    /// How long a subscribed xDS resource may go unanswered before it is reported as not existing (gRFC A57;
+    /// default 15 s).
+    pub fn resource_timeout(mut self, timeout: Duration) -> Self {
+        self.client_options = self.client_options.with_resource_timeout(timeout);
+        self
+    }
+
+    /// Loads the bootstrap and starts the xDS client. Must run inside a tokio runtime; the mesh's tasks run on it.
+    ///
+    /// # Errors
+    /// [`MeshError`] naming what is wrong: no or conflicting bootstrap sources, an invalid bootstrap (each problem
+    /// with its field, e.g. `xds_servers: must be non-empty`), an xDS client that cannot start.
+    pub async fn build(self) -> Result<Mesh, MeshError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| MeshError::NoRuntime)?;
+        let client = if self.xds {
+            let bootstrap = match (self.source, self.parts) {
+                (Some(_), Some(_)) => {
+                    return Err(MeshError::Conflict(
+                        "a bootstrap (.bootstrap or .bootstrap_from_env) and bootstrap parts (.xds_server, \
+                         .node_id, .locality, ...) were both given; use one or the other",
+                    ));
+                }
+                (Some(Source::Value(bootstrap)), None) => *bootstrap,
+                (Some(Source::Env), None) => Bootstrap::from_env()?,
+                (None, Some(parts)) => parts.build()?,
+                (None, None) => return Err(MeshError::NoBootstrap),
+            };
+            Some(XdsClient::start_with_options(
+                bootstrap,
+                self.client_options,
+            )?)
+        } else {
+            if self.source.is_some() || self.parts.is_some() {
+                return Err(MeshError::Conflict(
+                    ".without_xds() and a bootstrap were both given",
+                ));
+            }
+            None
+        };
+        let options = self
+            .mesh_options
+            .with_initial_config_timeout(request_wait(self.wait_for_ready));
+        Ok(Mesh {
+            inner: Arc::new(MeshInner {
+                xds: client,
+                options,
+                wait_for_ready: self.wait_for_ready,
+                runtime,
+                channels: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+/// How long the request path itself lets a call wait for a first configuration: a little longer than the channel's
+/// wait-for-ready period, so that when the period ends the gate's reason (not a bare timeout) answers the calls
+/// still waiting.
+pub(crate) fn request_wait(wait_for_ready: Duration) -> Duration {
+    wait_for_ready.saturating_add(Duration::from_secs(1))
+}
