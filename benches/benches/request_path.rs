@@ -51,7 +51,12 @@ async fn serve() -> SocketAddr {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
-                    |_req: http::Request<hyper::body::Incoming>| async {
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        // A gRPC server reads the request message before it answers. Answering from the headers
+                        // alone would make h2 reset each stream whose body is still coming and count the frames
+                        // that arrive after the reset against its reset limits, ending the connection for any
+                        // client.
+                        let _message = req.into_body().collect().await;
                         Ok::<_, Infallible>(
                             http::Response::builder()
                                 .header("content-type", "application/grpc")
@@ -61,8 +66,8 @@ async fn serve() -> SocketAddr {
                         )
                     },
                 );
+                // hyper's default HTTP/2 settings, flood protections included.
                 if let Err(e) = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .max_local_error_reset_streams(None)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {

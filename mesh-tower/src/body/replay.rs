@@ -6,6 +6,10 @@
 //! [`ReplayBody::is_replayable`] turns false, so no further attempt is made. Only one attempt is in flight at a
 //! time, so only one cursor reads from the caller's body; the lock is per frame, on the body path, never on the
 //! routing or picking path.
+//!
+//! On the wire a cursor looks like the caller's body would: it passes on the body's length (`content-length`) and
+//! reports its end with its last frame, so a body that ends with data goes out as DATA frames the last of which
+//! carries `END_STREAM`, with no empty frame after it.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -158,6 +162,15 @@ impl Body for ReplayBody {
                         shared.capped = true;
                         shared.chunks = Vec::new();
                     }
+                    // Learn of the end with the last frame, not on the next poll: hyper asks `is_end_stream` after
+                    // each frame and, told no, sends this one without END_STREAM and follows it with an empty
+                    // DATA frame. An h2 server charges each small non-final frame against a per-connection budget
+                    // (never refunded for one arriving after it answered); once spent, it ends the connection,
+                    // shared by every caller, with GOAWAY(ENHANCE_YOUR_CALM).
+                    if shared.source.as_ref().is_some_and(Body::is_end_stream) {
+                        shared.ended = true;
+                        shared.source = None;
+                    }
                     Poll::Ready(Some(Ok(Frame::data(data))))
                 }
                 Err(frame) => match frame.into_trailers() {
@@ -180,24 +193,38 @@ impl Body for ReplayBody {
 
     fn is_end_stream(&self) -> bool {
         let shared = self.lock();
+        // Against every frame read, not the record: a cursor behind a capped record has frames it cannot produce
+        // (it fails), which is not an end.
         shared.ended
-            && self.position >= shared.chunks.len()
+            && self.position >= shared.read
             && (self.trailers_sent || shared.trailers.is_none())
     }
 
     fn size_hint(&self) -> SizeHint {
         let shared = self.lock();
-        if shared.ended && !shared.capped {
-            let remaining: usize = shared
-                .chunks
-                .iter()
-                .skip(self.position)
-                .map(Bytes::len)
-                .sum();
-            SizeHint::with_exact(u64::try_from(remaining).unwrap_or(u64::MAX))
-        } else {
-            SizeHint::default()
+        // A failed body, or a cursor behind a capped record: it will fail, its length is unknown.
+        if shared.failed.is_some() || (shared.capped && self.position < shared.read) {
+            return SizeHint::default();
         }
+        let recorded: usize = shared
+            .chunks
+            .iter()
+            .skip(self.position)
+            .map(Bytes::len)
+            .sum();
+        let recorded = u64::try_from(recorded).unwrap_or(u64::MAX);
+        // The rest of the caller's body as it tells it, so that a body of known length keeps its
+        // `content-length`, as it would have without the mesh.
+        let Some(source) = &shared.source else {
+            return SizeHint::with_exact(recorded);
+        };
+        let rest = source.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(recorded));
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(recorded));
+        }
+        hint
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -32,12 +32,24 @@ pub enum Reply {
     SlowTrailers(Duration),
 }
 
+/// How much of a request body the backend reads before it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// All of it, to the end of the stream.
+    Whole,
+    /// None of it: the body is dropped unread as the request arrives, as a server that needs nothing from it may
+    /// do. Body frames that arrive later are discarded by the server's HTTP/2 side.
+    Nothing,
+}
+
 /// What a handler sees of a request.
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// How many DATA frames carried the body (empty ones included).
+    pub data_frames: usize,
     pub backend: String,
 }
 
@@ -70,6 +82,7 @@ pub struct Backend {
     pub peak: Arc<AtomicUsize>,
     pub connections: Arc<AtomicUsize>,
     handler: Arc<std::sync::Mutex<Handler>>,
+    reading: Reading,
     server: Option<(
         tokio::task::JoinHandle<()>,
         tokio::sync::oneshot::Sender<()>,
@@ -79,6 +92,11 @@ pub struct Backend {
 impl Backend {
     /// Starts a backend on `127.0.0.<host>` with a free port.
     pub async fn start(host: u8, handler: Handler) -> Self {
+        Self::start_reading(host, handler, Reading::Whole).await
+    }
+
+    /// Starts a backend on `127.0.0.<host>` that reads request bodies as `reading` says.
+    pub async fn start_reading(host: u8, handler: Handler, reading: Reading) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::new(127, 0, 0, host), 0))
             .await
             .unwrap();
@@ -91,6 +109,7 @@ impl Backend {
             peak: Arc::default(),
             connections: Arc::default(),
             handler: Arc::new(std::sync::Mutex::new(handler)),
+            reading,
             server: None,
         };
         backend.serve(listener);
@@ -139,6 +158,7 @@ impl Backend {
         let peak = Arc::clone(&self.peak);
         let handler = Arc::clone(&self.handler);
         let connections_made = Arc::clone(&self.connections);
+        let reading = self.reading;
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             // Connections live in this set: on shutdown (or abort) they are all closed.
@@ -171,15 +191,18 @@ impl Backend {
                         let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(now, Ordering::SeqCst);
                         let (parts, body) = request.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|c| c.to_bytes())
-                            .unwrap_or_default();
+                        let (body, data_frames) = match reading {
+                            Reading::Whole => read_whole(body).await,
+                            Reading::Nothing => {
+                                drop(body);
+                                (Bytes::new(), 0)
+                            }
+                        };
                         let seen = Seen {
                             path: parts.uri.path().to_owned(),
                             headers: parts.headers,
                             body,
+                            data_frames,
                             backend: name.clone(),
                         };
                         let mut reply = handler(seen).await;
@@ -208,6 +231,22 @@ impl Drop for Backend {
             server.abort();
         }
     }
+}
+
+/// Reads `body` to its end: its bytes (none if it failed) and how many DATA frames carried them.
+async fn read_whole(mut body: Incoming) -> (Bytes, usize) {
+    let mut bytes = BytesMut::new();
+    let mut data_frames = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return (Bytes::new(), data_frames);
+        };
+        if let Ok(data) = frame.into_data() {
+            data_frames += 1;
+            bytes.extend_from_slice(&data);
+        }
+    }
+    (bytes.freeze(), data_frames)
 }
 
 type ReplyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;

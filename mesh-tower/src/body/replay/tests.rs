@@ -70,3 +70,33 @@ async fn trailers_are_replayed() {
     let collected = second.collect().await.unwrap();
     assert_eq!(collected.trailers(), Some(&trailers));
 }
+
+#[tokio::test]
+async fn a_cursor_ends_with_its_last_data_frame_and_tells_its_length() {
+    let mut first = ReplayBody::new(box_body(Full::new(Bytes::from_static(b"hi"))), 64);
+    assert_eq!(first.size_hint().exact(), Some(2));
+    let frame = first.frame().await.unwrap().unwrap();
+    assert_eq!(frame.into_data().unwrap(), "hi");
+    assert!(
+        first.is_end_stream(),
+        "known at the last frame, so no empty DATA frame follows it"
+    );
+
+    let mut second = first.replay();
+    assert_eq!(second.size_hint().exact(), Some(2));
+    assert!(!second.is_end_stream());
+    second.frame().await.unwrap().unwrap();
+    assert!(second.is_end_stream());
+}
+
+#[tokio::test]
+async fn a_cursor_behind_a_capped_record_is_not_an_empty_body() {
+    let first = ReplayBody::new(chunks(&["12345", "67890"]), 6);
+    let second = first.replay();
+    assert_eq!(collect(first).await.unwrap(), "1234567890");
+    assert!(
+        !second.is_end_stream(),
+        "it would be sent as an empty request"
+    );
+    assert_eq!(second.size_hint().exact(), None);
+}
