@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_core::locality::Locality;
-use mesh_core::route::RetryBudget;
 use mesh_tonic::testing::{GreeterClient, HelloRequest, replica_of};
 use mesh_tonic::{Mesh, MeshOptions, ReconnectBackoff};
 use mesh_tower::metrics::Metrics;
@@ -140,12 +139,6 @@ pub async fn run_demo(
                     Duration::from_millis(100),
                     Duration::from_millis(500),
                 ))
-                // Every call may retry at once: when a region goes down, all calls in flight may need a retry, and
-                // the default budget (Envoy's: 20% of active calls, at least 3) would refuse some of them.
-                .with_default_retry_budget(RetryBudget {
-                    budget_percent: 100.0,
-                    min_retry_concurrency: 64,
-                })
                 .with_metrics(Arc::clone(&retries) as Arc<dyn Metrics>),
         )
         .build()

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mesh_core::route::RetryBudget;
 use mesh_tonic::testing::{GreeterBackend, GreeterClient, HelloRequest, replica_of};
 use mesh_tonic::{Channel, Mesh, MeshOptions, ReconnectBackoff};
 use mesh_tower::metrics::Metrics;
@@ -76,19 +75,13 @@ pub async fn xds_server(config: MeshConfig) -> XdsServer {
         .unwrap()
 }
 
-/// Request-path options for tests: quick reconnects, and a retry budget that never refuses the retries of a
-/// failover burst (the default, Envoy's 20% with a floor of 3 concurrent retries, refuses some when more than three
-/// calls hit a region that just went down at once; and a call on its second retry briefly holds two retry slots).
+/// Request-path options for tests: quick reconnects, and the default retry budget (Envoy's 20% with a floor of 3
+/// concurrent retries; retries of requests that never reached a server do not draw on it).
 pub fn options() -> MeshOptions {
-    MeshOptions::default()
-        .with_reconnect_backoff(ReconnectBackoff::new(
-            Duration::from_millis(50),
-            Duration::from_millis(200),
-        ))
-        .with_default_retry_budget(RetryBudget {
-            budget_percent: 100.0,
-            min_retry_concurrency: 32,
-        })
+    MeshOptions::default().with_reconnect_backoff(ReconnectBackoff::new(
+        Duration::from_millis(50),
+        Duration::from_millis(200),
+    ))
 }
 
 /// Retries made and retries refused by the retry budget.

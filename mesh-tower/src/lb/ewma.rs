@@ -14,7 +14,10 @@
 //! - **Idle decay.** Between observations the estimate decays towards zero with the same time constant, when read.
 //!   Without it an endpoint that was slow once would never win a comparison again, so it would never get the
 //!   request that shows it has recovered.
-//! - **Default.** Before its first observation an endpoint costs `default_rtt`, which does not decay.
+//! - **Default.** Before its first observation an endpoint costs `default_rtt`, decaying from the moment the
+//!   estimate was created like an observation made then. A fixed default would let endpoints already answering
+//!   faster than it win every comparison forever, so a new endpoint would never get the request that measures it;
+//!   decaying, it wins one within a few time constants.
 //!
 //! What it does not solve: it counts no outstanding requests (the caller passes its own count to
 //! [`cost`](PeakEwma::cost)), and it does not measure time: every method takes `now`, so tests use explicit
@@ -96,8 +99,8 @@ impl PeakEwma {
         }
     }
 
-    /// The estimate as of `now`: the default before any observation, otherwise the last estimate decayed towards
-    /// zero for the time since it was made.
+    /// The estimate as of `now`: before any observation the default, otherwise the last estimate, each decayed
+    /// towards zero for the time since it was made.
     #[must_use]
     pub fn estimate(&self, now: Instant) -> Duration {
         Duration::try_from_secs_f64(self.estimate_nanos(now) / 1e9).unwrap_or(Duration::MAX)
@@ -119,7 +122,7 @@ impl PeakEwma {
     fn estimate_nanos(&self, now: Instant) -> f64 {
         let observed_at = self.observed_at.load(Ordering::Acquire);
         if observed_at == 0 {
-            return self.default_rtt_nanos;
+            return self.default_rtt_nanos * self.weight(self.nanos_since_base(now));
         }
         let estimate = f64::from_bits(self.estimate.load(Ordering::Acquire));
         let elapsed = self.nanos_since_base(now).saturating_sub(observed_at - 1);
@@ -191,11 +194,19 @@ mod tests {
     }
 
     #[test]
-    fn reports_the_default_until_the_first_observation() {
+    fn reports_a_decaying_default_until_the_first_observation() {
         let start = Instant::now();
         let ewma = PeakEwma::new(10 * MS, 30 * MS, start);
         assert!(!ewma.has_observation());
-        assert_eq!(ewma.estimate(start + Duration::from_secs(100)), 30 * MS);
+        assert_eq!(ewma.estimate(start), 30 * MS);
+        // One time constant later the default has decayed like an observation would (by 1/e)...
+        let later = ewma.estimate(start + 10 * MS).as_secs_f64();
+        assert!(
+            (later - 0.030 / std::f64::consts::E).abs() < 1e-6,
+            "{later}"
+        );
+        // ...so an endpoint never measured eventually costs less than one answering in a millisecond.
+        assert!(ewma.estimate(start + 50 * MS) < MS);
         assert!((ewma.cost(start, 2) - 90e6).abs() < 1.0);
         ewma.observe(5 * MS, start);
         assert!(ewma.has_observation());

@@ -16,7 +16,7 @@ use super::response::error_response;
 use super::{ConfigState, RoutingState, Shared};
 use crate::body::{BoxBody, CallGuard, ReplayBody, ResponseBody, UpstreamBody};
 use crate::endpoint::Endpoint;
-use crate::error::MeshError;
+use crate::error::{MeshError, TransportFailure};
 use crate::fault;
 use crate::lb::{RequestGuard, RetryGuard, retry_backoff};
 use crate::metrics::Outcome;
@@ -252,8 +252,24 @@ impl Exchange<'_> {
                         .as_ref()
                         .unwrap_or(&self.shared.runtime.options.default_retry_budget),
                 );
-                if let Some(guard) = leaf.budget().try_start_retry() {
-                    _retrying = Some(guard);
+                // The previous retry's slot is released first, so one call never holds two.
+                _retrying = None;
+                // The request never reached a server (connect failure, refused stream): retrying it costs the
+                // backends nothing, so, like gRPC's transparent retries, it does not draw on the retry budget.
+                let unsent = matches!(
+                    &attempt.result,
+                    Err(MeshError::Transport {
+                        failure: TransportFailure::Connect | TransportFailure::RefusedStream,
+                        ..
+                    })
+                );
+                let slot = if unsent {
+                    Some(None)
+                } else {
+                    leaf.budget().try_start_retry().map(Some)
+                };
+                if let Some(guard) = slot {
+                    _retrying = guard;
                     metrics.retry(leaf.name());
                     if let Some(endpoint) = attempt.endpoint {
                         tried.push(endpoint);
