@@ -361,6 +361,35 @@ pub(crate) fn decode_message<T: Message + Default>(
     T::decode(bytes).map_err(|e| format!("{type_name} does not decode: {e}"))
 }
 
+/// A certificate provider instance named by a TLS context. gRFC A29: the instance must be one the bootstrap's
+/// `certificate_providers` defines (C-core: "unrecognized certificate provider instance name").
+pub(crate) fn certificate_provider(
+    instance_name: &str,
+    certificate_name: &str,
+    field: &str,
+    ctx: &super::ValidationContext,
+    errors: &mut Errors,
+) -> Option<mesh_core::tls::CertificateProviderInstance> {
+    if instance_name.is_empty() {
+        errors.push(&format!("{field}.instance_name"), "must not be empty");
+        return None;
+    }
+    if !ctx
+        .certificate_providers
+        .iter()
+        .any(|known| known == instance_name)
+    {
+        errors.push(
+            &format!("{field}.instance_name"),
+            format!("unrecognized certificate provider instance name {instance_name:?}"),
+        );
+        return None;
+    }
+    let mut instance = mesh_core::tls::CertificateProviderInstance::new(instance_name);
+    instance.certificate_name = certificate_name.into();
+    Some(instance)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

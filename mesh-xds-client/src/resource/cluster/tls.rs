@@ -298,7 +298,7 @@ fn plugin_instance(
     ctx: &ValidationContext,
     errors: &mut Errors,
 ) -> Option<CertificateProviderInstance> {
-    provider(
+    super::super::common::certificate_provider(
         &instance.instance_name,
         &instance.certificate_name,
         field,
@@ -313,35 +313,11 @@ fn legacy_instance(
     ctx: &ValidationContext,
     errors: &mut Errors,
 ) -> Option<CertificateProviderInstance> {
-    provider(
+    super::super::common::certificate_provider(
         &instance.instance_name,
         &instance.certificate_name,
         field,
         ctx,
         errors,
     )
-}
-
-/// gRFC A29: the instance must be one the bootstrap's `certificate_providers` defines.
-fn provider(
-    instance_name: &str,
-    certificate_name: &str,
-    field: &str,
-    ctx: &ValidationContext,
-    errors: &mut Errors,
-) -> Option<CertificateProviderInstance> {
-    if !ctx
-        .certificate_providers
-        .iter()
-        .any(|known| known == instance_name)
-    {
-        errors.push(
-            &format!("{field}.instance_name"),
-            format!("unrecognized certificate provider instance name {instance_name:?}"),
-        );
-        return None;
-    }
-    let mut provider = CertificateProviderInstance::new(instance_name);
-    provider.certificate_name = certificate_name.into();
-    Some(provider)
 }

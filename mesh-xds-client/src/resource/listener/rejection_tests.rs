@@ -275,7 +275,7 @@ fn downstream_tls_rules_of_grfc_a29() {
         vec![chain("a", None, Some(&unknown_provider))],
         None,
     ));
-    assert!(text.contains("filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificate_provider_instance.instance_name: \"missing\" is not a certificate provider in the bootstrap"), "{text}");
+    assert!(text.contains("filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificate_provider_instance.instance_name: unrecognized certificate provider instance name \"missing\""), "{text}");
 
     let mut strict = mtls();
     strict.require_sni = Some(BoolValue { value: true });

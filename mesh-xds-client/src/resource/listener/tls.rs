@@ -135,14 +135,14 @@ fn common_tls_context(
         &pb.tls_certificate_provider_instance,
         &pb.tls_certificate_certificate_provider_instance,
     ) {
-        (Some(instance), _) => provider(
+        (Some(instance), _) => super::super::common::certificate_provider(
             &instance.instance_name,
             &instance.certificate_name,
             "tls_certificate_provider_instance",
             ctx,
             errors,
         ),
-        (None, Some(instance)) => provider(
+        (None, Some(instance)) => super::super::common::certificate_provider(
             &instance.instance_name,
             &instance.certificate_name,
             "tls_certificate_certificate_provider_instance",
@@ -174,7 +174,7 @@ fn common_tls_context(
                     .validation_context_certificate_provider_instance
                     .as_ref()
                     .and_then(|i| {
-                        provider(
+                        super::super::common::certificate_provider(
                             &i.instance_name,
                             &i.certificate_name,
                             "validation_context_certificate_provider_instance",
@@ -192,14 +192,16 @@ fn common_tls_context(
             })
         }
         #[allow(deprecated)]
-        Some(ValidationContextType::ValidationContextCertificateProviderInstance(i)) => provider(
-            &i.instance_name,
-            &i.certificate_name,
-            "validation_context_certificate_provider_instance",
-            ctx,
-            errors,
-        )
-        .map(|ca| CertificateValidation::default().with_ca(ca)),
+        Some(ValidationContextType::ValidationContextCertificateProviderInstance(i)) => {
+            super::super::common::certificate_provider(
+                &i.instance_name,
+                &i.certificate_name,
+                "validation_context_certificate_provider_instance",
+                ctx,
+                errors,
+            )
+            .map(|ca| CertificateValidation::default().with_ca(ca))
+        }
         Some(ValidationContextType::ValidationContextSdsSecretConfig(_)) => {
             errors.push("validation_context_sds_secret_config", "is not supported");
             None
@@ -214,34 +216,6 @@ fn common_tls_context(
         }
     };
     (identity, validation)
-}
-
-/// A certificate provider instance reference; gRFC A29: the name must be a bootstrap `certificate_providers` key.
-fn provider(
-    instance_name: &str,
-    certificate_name: &str,
-    field: &str,
-    ctx: &ValidationContext,
-    errors: &mut Errors,
-) -> Option<CertificateProviderInstance> {
-    if instance_name.is_empty() {
-        errors.push(&format!("{field}.instance_name"), "must not be empty");
-        return None;
-    }
-    if !ctx
-        .certificate_providers
-        .iter()
-        .any(|known| known == instance_name)
-    {
-        errors.push(
-            &format!("{field}.instance_name"),
-            format!("{instance_name:?} is not a certificate provider in the bootstrap"),
-        );
-        return None;
-    }
-    let mut instance = CertificateProviderInstance::new(instance_name);
-    instance.certificate_name = certificate_name.into();
-    Some(instance)
 }
 
 /// A server's `CertificateValidationContext`: roots from `ca_certificate_provider_instance` (or `legacy_ca`, from
@@ -291,7 +265,7 @@ fn validation_context(
         }
     }
     let ca = match &pb.ca_certificate_provider_instance {
-        Some(instance) => provider(
+        Some(instance) => super::super::common::certificate_provider(
             &instance.instance_name,
             &instance.certificate_name,
             "ca_certificate_provider_instance",
