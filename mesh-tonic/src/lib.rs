@@ -38,6 +38,7 @@ mod channel;
 mod direct;
 mod error;
 mod gate;
+pub mod interop;
 mod mesh;
 mod target;
 pub mod testing;
