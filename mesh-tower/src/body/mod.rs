@@ -44,6 +44,9 @@ pub(crate) enum UpstreamBody {
     Direct(BoxBody),
     /// Retryable: a cursor over the shared replay buffer.
     Replay(ReplayBody),
+    /// Retryable: a body that was whole before the first attempt (a unary message), sent from its bytes. `None`
+    /// once sent.
+    Complete(Option<Bytes>),
 }
 
 impl Body for UpstreamBody {
@@ -57,6 +60,7 @@ impl Body for UpstreamBody {
         match self.get_mut() {
             Self::Direct(body) => Pin::new(body).poll_frame(cx),
             Self::Replay(body) => Pin::new(body).poll_frame(cx),
+            Self::Complete(data) => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
         }
     }
 
@@ -64,6 +68,7 @@ impl Body for UpstreamBody {
         match self {
             Self::Direct(body) => body.is_end_stream(),
             Self::Replay(body) => body.is_end_stream(),
+            Self::Complete(data) => data.is_none(),
         }
     }
 
@@ -71,6 +76,94 @@ impl Body for UpstreamBody {
         match self {
             Self::Direct(body) => body.size_hint(),
             Self::Replay(body) => body.size_hint(),
+            Self::Complete(data) => SizeHint::with_exact(
+                data.as_ref()
+                    .map_or(0, |data| u64::try_from(data.len()).unwrap_or(u64::MAX)),
+            ),
         }
+    }
+}
+
+/// A body with one frame, already read from it, put back in front.
+struct Prepended {
+    first: Option<Result<Frame<Bytes>, BoxError>>,
+    rest: BoxBody,
+}
+
+impl Body for Prepended {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.first.take() {
+            Some(first) => Poll::Ready(Some(first)),
+            None => Pin::new(&mut self.rest).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let first = match &self.first {
+            Some(Ok(frame)) => frame
+                .data_ref()
+                .map_or(0, |data| u64::try_from(data.len()).unwrap_or(u64::MAX)),
+            _ => 0,
+        };
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(first));
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(first));
+        }
+        hint
+    }
+}
+
+/// The caller's body for a request that may be retried: its bytes when it is whole already (one data frame at
+/// hand, then its end, as `Full` bodies of unary calls are), so each attempt sends a cheap clone with no shared
+/// record, lock or allocation; otherwise a replay buffer recording up to `limit` bytes.
+pub(crate) enum Retryable {
+    Complete(Bytes),
+    Replay(ReplayBody),
+}
+
+impl Retryable {
+    pub(crate) fn new(mut body: BoxBody, limit: usize) -> Self {
+        let whole = body
+            .size_hint()
+            .exact()
+            .is_some_and(|len| len > 0 && len <= u64::try_from(limit).unwrap_or(u64::MAX));
+        if !whole {
+            return Self::Replay(ReplayBody::new(body, limit));
+        }
+        // One look with a waker that does nothing: a body whose frame is not ready registers the real waker when
+        // the first attempt polls it again, as the `Body` contract requires of every poll.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let first = match Pin::new(&mut body).poll_frame(&mut cx) {
+            Poll::Pending => return Self::Replay(ReplayBody::new(body, limit)),
+            Poll::Ready(None) => return Self::Complete(Bytes::new()),
+            Poll::Ready(Some(first)) => first,
+        };
+        match first {
+            Ok(frame) if frame.is_data() && body.is_end_stream() => match frame.into_data() {
+                Ok(data) => Self::Complete(data),
+                Err(frame) => Self::put_back(Ok(frame), body, limit),
+            },
+            first => Self::put_back(first, body, limit),
+        }
+    }
+
+    fn put_back(first: Result<Frame<Bytes>, BoxError>, rest: BoxBody, limit: usize) -> Self {
+        let body = UnsyncBoxBody::new(Prepended {
+            first: Some(first),
+            rest,
+        });
+        Self::Replay(ReplayBody::new(body, limit))
     }
 }

@@ -294,7 +294,10 @@ impl OutcomeRecorder {
         let Some(detector) = &self.list.detector else {
             return;
         };
-        let mut rng = self.cluster.runtime.rng();
+        let mut rng = LazyRng {
+            runtime: &self.cluster.runtime,
+            rng: None,
+        };
         if let Some(ejection) = detector.record(self.slot, outcome, now(), &mut rng) {
             let endpoint = self
                 .list
@@ -308,5 +311,20 @@ impl OutcomeRecorder {
                 .ejection(&self.cluster.name, endpoint, true);
             self.cluster.rebuild_soon();
         }
+    }
+}
+
+/// The runtime's generator, seeded on first use: most outcomes (successes) draw nothing, and seeding bumps a
+/// counter every request of the service shares.
+struct LazyRng<'a> {
+    runtime: &'a Runtime,
+    rng: Option<mesh_core::rng::FastRng>,
+}
+
+impl mesh_core::rng::RandomSource for LazyRng<'_> {
+    fn next_u64(&mut self) -> u64 {
+        self.rng
+            .get_or_insert_with(|| self.runtime.rng())
+            .next_u64()
     }
 }

@@ -105,6 +105,13 @@ impl Connection {
 
     /// A handle to send on: at once when connected, after the connection attempt otherwise.
     pub(super) async fn sender(&self) -> Result<SendRequest<UpstreamBody>, SharedError> {
+        // The common case, connected, without registering a waiter: `Notify::notified().enable()` takes the
+        // notifier's lock (twice with the drop), shared by every request to this endpoint.
+        if let State::Ready(sender) = &**self.shared.state.load()
+            && !sender.is_closed()
+        {
+            return Ok(sender.clone());
+        }
         loop {
             let changed = self.shared.changed.notified();
             tokio::pin!(changed);

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use mesh_core::route::RetryPolicy;
@@ -14,7 +15,8 @@ use super::attempt::{self, AttemptResult, AttemptSpec};
 use super::request::attempt_request;
 use super::response::error_response;
 use super::{ConfigState, RoutingState, Shared};
-use crate::body::{BoxBody, CallGuard, ReplayBody, ResponseBody, UpstreamBody};
+
+use crate::body::{BoxBody, CallGuard, ReplayBody, ResponseBody, Retryable, UpstreamBody};
 use crate::endpoint::Endpoint;
 use crate::error::{MeshError, TransportFailure};
 use crate::fault;
@@ -60,9 +62,9 @@ pub(super) async fn handle(
         Ok(decision) => decision,
         Err(error) => return error_response(error, grpc),
     };
-    let cluster = Arc::clone(decision.target.name());
+    let cluster = decision.target.name();
     let metrics = &shared.runtime.options.metrics;
-    metrics.request_started(&cluster);
+    metrics.request_started(cluster);
     let span = tracing::info_span!(
         "mesh.request",
         cluster = %cluster,
@@ -97,7 +99,7 @@ pub(super) async fn handle(
             tracing::debug!(parent: &span, %error, "request failed");
             let grpc_status = grpc.then(|| error.code());
             metrics.request_finished(
-                &cluster,
+                cluster,
                 Outcome::new(error.http_status().as_u16(), grpc_status),
                 started.elapsed(),
             );
@@ -117,6 +119,12 @@ async fn ready_state(
         Some(header) => wait.min(header),
         None => wait,
     };
+    // The common case, configured, without registering a waiter: `Notify::notified().enable()` takes the
+    // notifier's lock (twice with the drop), shared by every request of the service.
+    let state = shared.state.load_full();
+    if let ConfigState::Ready(_) = &*state {
+        return Ok(state);
+    }
     let give_up = started + wait;
     loop {
         let changed = shared.changed.notified();
@@ -146,6 +154,8 @@ enum Source {
     Direct(Option<BoxBody>),
     /// Replayable.
     Replay(ReplayBody),
+    /// Whole before the first attempt: each attempt sends the same bytes.
+    Complete(Bytes),
 }
 
 impl Source {
@@ -156,6 +166,9 @@ impl Source {
                     .unwrap_or_else(|| crate::body::box_body(http_body_util::Empty::new())),
             ),
             Self::Replay(body) => UpstreamBody::Replay(body.replay()),
+            Self::Complete(data) => {
+                UpstreamBody::Complete(Some(data.clone()).filter(|data| !data.is_empty()))
+            }
         }
     }
 
@@ -163,6 +176,7 @@ impl Source {
         match self {
             Self::Direct(body) => body.is_some(),
             Self::Replay(body) => body.is_replayable(),
+            Self::Complete(_) => true,
         }
     }
 }
@@ -207,7 +221,10 @@ impl Exchange<'_> {
                 if body.size_hint().lower()
                     <= u64::try_from(policy.max_buffered_body_bytes).unwrap_or(u64::MAX) =>
             {
-                Source::Replay(ReplayBody::new(body, policy.max_buffered_body_bytes))
+                match Retryable::new(body, policy.max_buffered_body_bytes) {
+                    Retryable::Complete(data) => Source::Complete(data),
+                    Retryable::Replay(body) => Source::Replay(body),
+                }
             }
             _ => Source::Direct(Some(body)),
         };
