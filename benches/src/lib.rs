@@ -7,6 +7,8 @@
 //! - `route_match`: virtual-host selection and first-match route lookup in a 100-route table.
 //! - `xds_eds`: decoding, validating and publishing (gRFC A74) an EDS update of 10,000 endpoints, and the memory
 //!   of the resulting `EndpointSet` per endpoint (fixtures in [`eds`]).
+//! - `request_path`: the whole `mesh_tower::MeshService` against a direct hyper HTTP/2 client to the same loopback
+//!   server, side by side: latency at concurrency 1 and throughput at concurrency 64, with their ratios.
 //!
 //! The library part holds the fixtures the benchmarks share, so they are type-checked with the workspace and cannot
 //! rot. Not for: asserting speed. Benchmarks report; tests never time anything.

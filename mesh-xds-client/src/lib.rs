@@ -1,11 +1,12 @@
 //! # mesh-xds-client
 //!
 //! The xDS protocol side of the mesh: gRPC's bootstrap file ([`bootstrap`]), validation of Envoy resources into
-//! `mesh-core` values ([`resource`]), and the Aggregated Discovery Service protocol as a state machine without I/O
-//! ([`protocol`]).
+//! `mesh-core` values ([`resource`]), the Aggregated Discovery Service protocol as a state machine without I/O
+//! ([`protocol`]), the gRFC A74 dependency manager ([`deps`]), the client that runs them over tonic with typed and
+//! per-target watches and a config dump ([`client`]), and the CSDS service ([`csds`]).
 //!
-//! Status: being built. The ADS worker, typed watches, the gRFC A74 dependency manager and the config dump are not
-//! here yet.
+//! Not yet: TLS to the control plane (`channel_creds` type `tls` is refused with a clear error), delta xDS, load
+//! reporting.
 //!
 //! Not for: anything about requests. Request handling belongs to `mesh-tower`; this crate stops at validated
 //! configuration.
