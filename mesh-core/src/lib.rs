@@ -5,7 +5,8 @@
 //!
 //! What it solves:
 //! - A plain, typed model of listeners, route configurations, clusters and endpoint sets ([`route`], [`cluster`],
-//!   [`endpoint`], [`listener`], [`tls`], [`rbac`]), gathered into a versioned [`snapshot::ConfigSnapshot`] that the
+//!   [`endpoint`], [`listener`], [`tls`], [`rbac`]) and the connection facts a server passes to authorization
+//!   ([`peer`]), gathered into a versioned [`snapshot::ConfigSnapshot`] that the
 //!   request path reads with one atomic load (gRFC A74: a snapshot holds a whole, consistent dependency graph).
 //! - SPIFFE identities ([`identity::SpiffeId`], [`identity::TrustDomain`]) validated per the SPIFFE ID specification.
 //! - Algorithms that need no I/O: virtual-host selection and route matching ([`route`]), weighted choice
@@ -22,6 +23,7 @@ pub mod identity;
 pub mod listener;
 pub mod locality;
 pub mod matcher;
+pub mod peer;
 pub mod picker;
 pub mod rbac;
 pub mod ring_hash;
