@@ -56,6 +56,7 @@
 //! (a cluster with TLS settings fails its connections with a clear reason), weighted round robin with load reports
 //! (endpoints are then picked at random by weight), HTTP/1.1 upstreams.
 
+pub mod authz;
 pub mod error;
 pub mod fault;
 pub mod lb;
