@@ -1,5 +1,5 @@
 //! Properties of rule evaluation over random rule trees and requests: negation, the empty `and`/`or` of Envoy's
-//! matchers, and the symmetry of ALLOW and DENY.
+//! matchers, the symmetry of ALLOW and DENY, and header rules agreeing with route matching on ordinary headers.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::peer::{ConnectionInfo, PeerCertificate};
+use crate::route::HeaderMatch;
 
 /// A request drawn from a small world, so that random rules match it often enough to be interesting.
 #[derive(Debug, Clone)]
@@ -169,5 +170,42 @@ proptest! {
             prop_assert_eq!(allowed.matched_policy_name(), first);
             Ok(())
         })?;
+    }
+}
+
+fn header_matcher() -> impl Strategy<Value = HeaderMatcher> {
+    let name = prop::sample::select(vec!["x-a", "x-b"]);
+    let condition = prop_oneof![
+        any::<bool>().prop_map(HeaderMatch::Present),
+        prop::sample::select(vec!["1", "2", "1,2", ""])
+            .prop_map(|v| { HeaderMatch::String(StringMatcher::exact(v)) }),
+        prop::sample::select(vec!["1", "2,", ""])
+            .prop_map(|v| { HeaderMatch::String(StringMatcher::prefix(v)) }),
+        (0_i64..3, 1_i64..4).prop_map(|(start, end)| HeaderMatch::Range { start, end }),
+    ];
+    (name, condition, any::<bool>(), any::<bool>()).prop_map(
+        |(name, condition, invert, missing_as_empty)| {
+            HeaderMatcher::new(name, condition)
+                .with_invert(invert)
+                .with_treat_missing_as_empty(missing_as_empty)
+        },
+    )
+}
+
+proptest! {
+    /// On ordinary headers (no pseudo-header, hop-by-hop, `grpc-` or `-bin` name) RBAC's header rule behaves exactly as
+    /// route matching's `HeaderMatcher`: same joining of values, same handling of invert and missing headers.
+    #[test]
+    fn ordinary_headers_match_as_in_routing(
+        matcher in header_matcher(),
+        headers in prop::collection::vec(
+            (prop::sample::select(vec!["x-a", "x-b"]), prop::sample::select(vec!["1", "2", ""])),
+            0..4,
+        ),
+    ) {
+        let headers: &[(&str, &str)] = &headers;
+        let request = RbacRequest::new("POST", "/s/m", headers);
+        prop_assert_eq!(Permission::Header(matcher.clone()).matches(&request), matcher.matches(headers));
+        prop_assert_eq!(Principal::Header(matcher.clone()).matches(&request), matcher.matches(headers));
     }
 }
