@@ -15,10 +15,11 @@ pub struct AuthorizationLayer {
 }
 
 impl AuthorizationLayer {
-    /// Enforces `chain`, fixed unless replaced through [`AuthorizationLayer::policies`].
+    /// Enforces `chain` (an `RbacChain` or an `Arc` of one shared with other layers), fixed unless replaced
+    /// through [`AuthorizationLayer::policies`].
     #[must_use]
-    pub fn new(chain: RbacChain) -> Self {
-        Self::from_shared(Arc::new(ArcSwap::from_pointee(chain)))
+    pub fn new(chain: impl Into<Arc<RbacChain>>) -> Self {
+        Self::from_shared(Arc::new(ArcSwap::new(chain.into())))
     }
 
     /// Enforces whatever chain `policies` holds when each request arrives; store a new one to change the rules.

@@ -16,6 +16,11 @@
 //!   when none), `principal` (the peer's SPIFFE ID, else its first URI SAN, else empty), `rpc_method` (the path) and
 //!   `authorized`. Route them to an audit sink with a `tracing` subscriber filtering on that target.
 //!
+//! On an xDS-enabled server (gRFC A36) each filter chain has its own HTTP filters, and a connection keeps the filter
+//! chain it was accepted with until it drains: build the chain once per filter chain with
+//! [`RbacChain::from_http_filters`](mesh_core::rbac::RbacChain::from_http_filters), share it as an `Arc`, and wrap
+//! each connection's service with [`Authorization::new`].
+//!
 //! Without `ConnectionInfo` in the extensions (a server that does not supply it), the peer is treated as
 //! unauthenticated and its addresses as unknown: `authenticated` and address rules do not match (their negations do).
 //!

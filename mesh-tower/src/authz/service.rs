@@ -24,10 +24,10 @@ pub struct Authorization<S> {
 }
 
 impl<S> Authorization<S> {
-    /// Enforces `chain` in front of `inner`.
+    /// Enforces `chain` (an `RbacChain` or a shared `Arc` of one) in front of `inner`.
     #[must_use]
-    pub fn new(inner: S, chain: RbacChain) -> Self {
-        Self::from_shared(inner, Arc::new(ArcSwap::from_pointee(chain)))
+    pub fn new(inner: S, chain: impl Into<Arc<RbacChain>>) -> Self {
+        Self::from_shared(inner, Arc::new(ArcSwap::new(chain.into())))
     }
 
     /// Enforces whatever chain `policies` holds when each request arrives.
