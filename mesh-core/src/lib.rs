@@ -11,7 +11,8 @@
 //! - SPIFFE identities ([`identity::SpiffeId`], [`identity::TrustDomain`]) validated per the SPIFFE ID specification.
 //! - Algorithms that need no I/O: virtual-host selection and route matching ([`route`]), weighted choice
 //!   ([`weighted`]), priority and locality picking ([`picker`]), consistent hashing ([`ring_hash`]), all driven by an
-//!   injectable [`rng::RandomSource`] so tests are deterministic.
+//!   injectable [`rng::RandomSource`] so tests are deterministic; authorization decisions over RBAC rules and chains
+//!   of RBAC filters (gRFC A41, [`rbac`]).
 //!
 //! What it is not: it knows nothing of Envoy protos, tonic, sockets or time. Translating xDS into this model is the
 //! job of `mesh-xds-client`; running requests over it is the job of `mesh-tower`.

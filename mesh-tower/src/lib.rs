@@ -28,6 +28,11 @@
 //! drains. Failures are answered as gRPC statuses or HTTP 503/504 with a reason ([`error::MeshError`]); telemetry
 //! goes through [`metrics::Metrics`] and `tracing` spans (`mesh.request`, `mesh.attempt`).
 //!
+//! On the server side, [`authz`] authorizes incoming requests (gRFC A41): an [`authz::AuthorizationLayer`] evaluates
+//! mesh-core RBAC rules (set in code or swapped in at runtime) against each request and the connection facts the
+//! server attached, answers denied gRPC calls with `PERMISSION_DENIED`, and writes gRFC A59 audit events through
+//! `tracing`.
+//!
 //! The pure algorithms (latency estimates, endpoint choice, outlier detection, budget, backoff, circuit breaker)
 //! live in [`lb`], free of I/O.
 //!
@@ -56,6 +61,7 @@
 //! (a cluster with TLS settings fails its connections with a clear reason), weighted round robin with load reports
 //! (endpoints are then picked at random by weight), HTTP/1.1 upstreams.
 
+pub mod authz;
 pub mod error;
 pub mod fault;
 pub mod lb;

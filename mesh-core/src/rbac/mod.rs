@@ -1,9 +1,20 @@
 //! Authorization policies: the model of Envoy's RBAC filter config as gRPC supports it (gRFC A41, audit logging per
-//! gRFC A59).
+//! gRFC A59), and the engine that evaluates it against a request.
 //!
-//! A policy set has an action (ALLOW or DENY) and named policies, each matching when any of its permissions (what is
-//! being accessed) and any of its principals (who is asking) match. Evaluation against a request is the server's
-//! job; this module is the configuration it evaluates.
+//! A policy set ([`Rbac`]) has an action (ALLOW or DENY) and named policies, each matching when any of its
+//! permissions (what is being accessed) and any of its principals (who is asking) match. Several RBAC filters may
+//! follow each other in an HTTP filter chain ([`RbacChain`]); a request passes only if every one of them allows it.
+//!
+//! What it solves:
+//! - The configuration, built from xDS by mesh-xds-client or written in code.
+//! - Evaluation, pure and allocation-free ([`Rbac::evaluate`], [`RbacChain::evaluate`]) against an
+//!   [`RbacRequest`]: what authorization may see of a request, with gRFC A41's mapping of Envoy's fields onto gRPC
+//!   (pseudo-headers, hop-by-hop headers, the peer certificate's names, the connection's addresses). The decision
+//!   names the matched policy, which audit logs report (gRFC A59).
+//!
+//! What it does not: enforce decisions or write audit logs (mesh-tower's `authz` layer does), verify certificates
+//! (the TLS layer does; a [`PeerCertificate`](crate::peer::PeerCertificate) is always verified), or apply
+//! `RBACPerRoute` overrides (choosing the per-route config belongs to the server's route matching).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,6 +23,12 @@ use serde::Serialize;
 
 use crate::matcher::StringMatcher;
 use crate::route::HeaderMatcher;
+
+mod chain;
+mod engine;
+
+pub use chain::{ChainDecision, RbacChain, RbacFilter};
+pub use engine::{RbacDecision, RbacRequest};
 
 /// What happens when a policy matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -38,6 +55,20 @@ pub enum AuditCondition {
     OnAllow,
     /// Always.
     OnDenyAndAllow,
+}
+
+impl AuditCondition {
+    /// Whether a decision (`allowed` or not) is audit-logged under this condition. gRFC A59: allow and deny are the
+    /// filter's *decision*, not its action (a DENY filter whose policies do not match *allows*).
+    #[must_use]
+    pub fn applies(self, allowed: bool) -> bool {
+        match self {
+            Self::None => false,
+            Self::OnDeny => !allowed,
+            Self::OnAllow => allowed,
+            Self::OnDenyAndAllow => true,
+        }
+    }
 }
 
 /// An IP prefix (Envoy's `CidrRange`).
@@ -185,26 +216,16 @@ impl Rbac {
             audit_condition: AuditCondition::None,
         }
     }
+
+    /// Sets when decisions are audit-logged.
+    #[must_use]
+    pub fn with_audit_condition(mut self, audit_condition: AuditCondition) -> Self {
+        self.audit_condition = audit_condition;
+        self
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap_or_else(|_| unreachable!("test literal"))
-    }
-
-    #[test]
-    fn cidr_contains_by_prefix() {
-        let net = CidrRange::new(ip("10.1.0.0"), 16).unwrap_or_else(|| unreachable!());
-        assert!(net.contains(ip("10.1.255.3")));
-        assert!(!net.contains(ip("10.2.0.1")));
-        assert!(!net.contains(ip("::1")));
-        let all = CidrRange::new(ip("0.0.0.0"), 0).unwrap_or_else(|| unreachable!());
-        assert!(all.contains(ip("203.0.113.9")));
-        let host = CidrRange::new(ip("::1"), 128).unwrap_or_else(|| unreachable!());
-        assert!(host.contains(ip("::1")) && !host.contains(ip("::2")));
-        assert!(CidrRange::new(ip("10.0.0.0"), 33).is_none());
-    }
-}
+mod proptests;
+#[cfg(test)]
+mod tests;
