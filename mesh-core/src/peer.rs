@@ -18,6 +18,8 @@ pub struct ConnectionInfo {
     pub local_addr: SocketAddr,
     /// The peer's address (RBAC `direct_remote_ip`, and `source_ip` / `remote_ip` without a proxy protocol).
     pub remote_addr: SocketAddr,
+    /// Whether the connection is TLS (with or without a client certificate).
+    pub tls: bool,
     /// The peer's verified certificate; `None` on plaintext connections and on TLS without a client certificate.
     pub peer_certificate: Option<Arc<PeerCertificate>>,
 }
@@ -29,21 +31,31 @@ impl ConnectionInfo {
         Self {
             local_addr,
             remote_addr,
+            tls: false,
             peer_certificate: None,
         }
     }
 
-    /// Sets the peer's verified certificate.
+    /// Marks the connection as TLS, with no client certificate unless one is set.
+    #[must_use]
+    pub fn with_tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Sets the peer's verified certificate (which makes the connection TLS).
     #[must_use]
     pub fn with_peer_certificate(mut self, certificate: Arc<PeerCertificate>) -> Self {
+        self.tls = true;
         self.peer_certificate = Some(certificate);
         self
     }
 
-    /// Whether the peer was authenticated by a certificate (RBAC `authenticated`).
+    /// Whether RBAC counts the peer as authenticated: gRFC A41 counts every TLS connection, client certificate or
+    /// not.
     #[must_use]
     pub fn is_authenticated(&self) -> bool {
-        self.peer_certificate.is_some()
+        self.tls
     }
 }
 
@@ -105,11 +117,12 @@ mod tests {
     }
 
     #[test]
-    fn authenticated_only_with_a_certificate() {
+    fn authenticated_only_over_tls() {
         let local: SocketAddr = ([127, 0, 0, 1], 443).into();
         let remote: SocketAddr = ([127, 0, 0, 2], 5000).into();
         let plain = ConnectionInfo::new(local, remote);
         assert!(!plain.is_authenticated());
+        assert!(plain.clone().with_tls().is_authenticated());
         let tls = plain.with_peer_certificate(Arc::new(PeerCertificate::new(Arc::from(&[][..]))));
         assert!(tls.is_authenticated());
     }

@@ -17,14 +17,10 @@
 //!   `direct_remote_ip` and `remote_ip` are all the peer's address (A41, as long as neither the PROXY protocol nor
 //!   `xff_num_trusted_hops` is supported). IPv4-mapped IPv6 addresses (a dual-stack listener's view of an IPv4 peer)
 //!   are matched as the IPv4 address they map. Without connection facts, no address rule matches.
-//! - `authenticated`: without a matcher, any peer with a verified certificate; with one, any URI SAN, then any DNS SAN,
-//!   then the RFC 2253 subject must match (Envoy's `AuthenticatedMatcher` and grpc-go try each kind in turn; A41's
-//!   prose orders them the same way).
-//!
-//! Known difference from gRFC A41: A41 counts a TLS connection *without* a client certificate as authenticated (an
-//! `authenticated` rule without matcher matches it, one with a matcher is tried on `""`). The connection facts
-//! ([`ConnectionInfo`]) do not say whether a connection without a peer certificate used TLS, so such a peer is treated
-//! as unauthenticated here.
+//! - `authenticated`: only TLS connections are authenticated, client certificate or not (gRFC A41). Without a matcher,
+//!   any TLS peer; with one, any URI SAN, then any DNS SAN, then the RFC 2253 subject must match (Envoy's
+//!   `AuthenticatedMatcher` and grpc-go try each kind in turn; A41's prose orders them the same way), and a TLS peer
+//!   without a certificate is matched as the empty string (A41).
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -270,9 +266,12 @@ impl Principal {
             Self::And(ids) => ids.iter().all(|id| id.matches(request)),
             Self::Or(ids) => ids.iter().any(|id| id.matches(request)),
             Self::Not(id) => !id.matches(request),
-            Self::Authenticated(name) => request
-                .peer_certificate()
-                .is_some_and(|certificate| principal_name_matches(name.as_ref(), certificate)),
+            Self::Authenticated(name) => {
+                request
+                    .connection()
+                    .is_some_and(ConnectionInfo::is_authenticated)
+                    && principal_name_matches(name.as_ref(), request.peer_certificate())
+            }
             // gRFC A41: all three are the peer's address while the PROXY protocol and XFF are unsupported.
             Self::SourceIp(range) | Self::DirectRemoteIp(range) | Self::RemoteIp(range) => request
                 .remote_ip()
@@ -283,11 +282,18 @@ impl Principal {
     }
 }
 
-/// Envoy's `AuthenticatedMatcher`: no matcher accepts any verified peer; otherwise a URI SAN, a DNS SAN or the
-/// subject must match, tried in that order.
-fn principal_name_matches(matcher: Option<&StringMatcher>, certificate: &PeerCertificate) -> bool {
+/// Envoy's `AuthenticatedMatcher` on a TLS connection: no matcher accepts any peer; otherwise a URI SAN, a DNS SAN or
+/// the subject must match, tried in that order. gRFC A41: a peer without a certificate is matched as the empty
+/// string.
+fn principal_name_matches(
+    matcher: Option<&StringMatcher>,
+    certificate: Option<&PeerCertificate>,
+) -> bool {
     let Some(matcher) = matcher else {
         return true;
+    };
+    let Some(certificate) = certificate else {
+        return matcher.matches("");
     };
     certificate.uri_sans.iter().any(|san| matcher.matches(san))
         || certificate.dns_sans.iter().any(|san| matcher.matches(san))

@@ -155,8 +155,8 @@ pub enum Principal {
     Or(Vec<Principal>),
     /// Not this.
     Not(Box<Principal>),
-    /// An authenticated peer (mutual TLS); with a matcher, its SPIFFE ID (URI SAN) or, failing that, a DNS SAN or
-    /// the subject must match (gRFC A41). Without one, any authenticated peer.
+    /// An authenticated peer (any TLS connection, gRFC A41); with a matcher, its SPIFFE ID (URI SAN) or, failing that,
+    /// a DNS SAN or the subject must match (the empty string without a client certificate). Without one, any TLS peer.
     Authenticated(Option<StringMatcher>),
     /// The peer's address (the connection's source).
     SourceIp(CidrRange),

@@ -220,8 +220,20 @@ mod evaluation {
             )),
             &request(&mtls)
         ));
-        // An empty-accepting matcher needs a certificate here (see the module docs).
+        // Plaintext is never authenticated, even for a matcher that accepts the empty string.
         assert!(!admits(named(StringMatcher::exact("")), &request(&plain)));
+    }
+
+    #[test]
+    fn tls_without_a_client_certificate_is_authenticated_as_the_empty_name() {
+        let headers: &[(&str, &str)] = &[];
+        let tls = connection("127.0.0.1:1", "127.0.0.1:2").with_tls();
+        let request = RbacRequest::new("POST", PATH, headers).with_connection(Some(&tls));
+        let named = |m: StringMatcher| Principal::Authenticated(Some(m));
+        // gRFC A41: any TLS connection is authenticated; without a certificate the name is "".
+        assert!(admits(Principal::Authenticated(None), &request));
+        assert!(admits(named(StringMatcher::exact("")), &request));
+        assert!(!admits(named(StringMatcher::exact("CN=client")), &request));
     }
 
     #[test]

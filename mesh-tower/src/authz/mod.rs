@@ -24,8 +24,7 @@
 //! Without `ConnectionInfo` in the extensions (a server that does not supply it), the peer is treated as
 //! unauthenticated and its addresses as unknown: `authenticated` and address rules do not match (their negations do).
 //!
-//! Not here: the rule semantics (mesh-core's [`rbac`](mesh_core::rbac) module documents them, including the one known
-//! difference from A41: a TLS peer without a client certificate counts as unauthenticated), `RBACPerRoute` overrides,
+//! Not here: the rule semantics (mesh-core's [`rbac`](mesh_core::rbac) module documents them), `RBACPerRoute` overrides,
 //! custom audit logger types (gRFC A59's registry; `tracing` subscribers play that role), and A41's rejection of
 //! requests with several `Host` or `:authority` headers (left to the HTTP/2 server; with several `Host` headers and
 //! no `:authority`, RBAC sees no authority).
