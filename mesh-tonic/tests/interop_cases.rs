@@ -16,9 +16,32 @@
 
 mod interop_driver;
 
-use interop_driver::{Backend, Client, ControlPlane, ZONE, cluster, locality, mesh, names};
-use mesh_tonic::interop::client::messages::RpcType;
-use mesh_xds_server::mesh::{Cluster, HeaderMatch, Route, WeightedCluster};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster as EnvoyCluster;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+    ClusterDiscoveryType as DiscoveryType, DiscoveryType as DiscoveryTypeKind,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::service::status::v3::ClientStatusRequest;
+use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service_client::ClientStatusDiscoveryServiceClient;
+use interop_driver::{
+    Backend, Client, ControlPlane, NODE, PATIENCE, REGION, SERVICE, ZONE, cluster, locality, mesh,
+    names,
+};
+use mesh_tonic::interop::client::messages::{LoadBalancerAccumulatedStatsResponse, RpcType};
+use mesh_xds_server::mesh::{
+    Cluster, HeaderMatch, MeshConfig, OutlierDetection, RetryPolicy, Route, SuccessRateEjection,
+    WeightedCluster,
+};
+use prost::Message;
+use tonic::Code;
+
+/// Expected shares of status codes.
+type Shares = &'static [(Code, f64)];
 
 /// The failover locality's zone.
 const SECONDARY_ZONE: &str = "us-west1-b";
@@ -382,4 +405,335 @@ async fn header_matching() {
             .await;
     }
     assert!(client.is_running(), "the client exited on a failed RPC");
+}
+
+/// Waits until `rpc` has `want` RPCs in flight, within the published 1%, and still has after a further `settle`
+/// RPCs of that type were started (the published driver re-checks after 5 s).
+async fn until_in_flight(client: &mut Client, rpc: RpcType, want: i32, settle: i32) {
+    let within = |got: i32| f64::from((got - want).abs()) <= f64::from(want) * 0.01;
+    let deadline = Instant::now() + PATIENCE;
+    let mut ticks = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        ticks.tick().await;
+        let got = client.in_flight(rpc).await;
+        if within(got) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rpc:?}: {got} in flight, want {want}"
+        );
+    }
+    let started = |stats: &LoadBalancerAccumulatedStatsResponse| {
+        stats
+            .stats_per_method
+            .get(rpc.enum_name())
+            .map_or(0, |s| s.rpcs_started)
+    };
+    let from = started(&client.accumulated().await);
+    while started(&client.accumulated().await) < from + settle {
+        ticks.tick().await;
+    }
+    let got = client.in_flight(rpc).await;
+    assert!(
+        within(got),
+        "{rpc:?}: {got} in flight after settling, want {want}"
+    );
+}
+
+/// circuit_breaking: with every RPC kept open, each cluster holds exactly its `max_requests` in flight, and a raised
+/// limit is reached. Limits scaled from the published 500/1000/800 to 50/100/80.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaking() {
+    let unary = Backend::start_many("breaker-unary", 2, 110);
+    let empty = Backend::start_many("breaker-empty", 2, 112);
+    let config = |unary_limit: u32| {
+        mesh(
+            [
+                Route::to_cluster("unary").with_path("/grpc.testing.TestService/UnaryCall"),
+                Route::to_cluster("empty").with_path("/grpc.testing.TestService/EmptyCall"),
+            ],
+            [
+                cluster("unary", &unary).with_max_requests(unary_limit),
+                cluster("empty", &empty).with_max_requests(100),
+            ],
+        )
+    };
+    let control_plane = ControlPlane::start(&config(50)).await;
+    let mut client = Client::start(
+        &control_plane.bootstrap(),
+        &["--qps=200", "--rpc=UnaryCall,EmptyCall"],
+    )
+    .await;
+    client
+        .until_peers(100, &names(unary.iter().chain(&empty)), false)
+        .await;
+
+    let keep_open = [
+        (RpcType::UnaryCall, "rpc-behavior", "keep-open"),
+        (RpcType::EmptyCall, "rpc-behavior", "keep-open"),
+    ];
+    client
+        .configure(&[RpcType::UnaryCall, RpcType::EmptyCall], &keep_open, 0)
+        .await;
+    until_in_flight(&mut client, RpcType::UnaryCall, 50, 100).await;
+    until_in_flight(&mut client, RpcType::EmptyCall, 100, 100).await;
+
+    control_plane.set(&config(80));
+    until_in_flight(&mut client, RpcType::UnaryCall, 80, 100).await;
+    // Limits are per cluster: EmptyCall's is unchanged.
+    until_in_flight(&mut client, RpcType::EmptyCall, 100, 50).await;
+}
+
+/// timeout: a route's `max_stream_duration` (3 s on UnaryCall's route only) ends calls that take longer, other
+/// routes are unaffected, and the application's own deadline still applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout() {
+    let backends = Backend::start_many("timeout", 1, 120);
+    let config = mesh(
+        [
+            Route::to_cluster("main")
+                .with_path("/grpc.testing.TestService/UnaryCall")
+                .with_timeout(Duration::from_secs(3)),
+            Route::to_cluster("main"),
+        ],
+        [cluster("main", &backends)],
+    );
+    let control_plane = ControlPlane::start(&config).await;
+    let mut client = Client::start(&control_plane.bootstrap(), &["--qps=100"]).await;
+    client.until_peers(20, &names(&backends), false).await;
+
+    // timeout_exceeded (UnaryCall) and timeout_different_route (EmptyCall): both sleep 4 s.
+    client
+        .configure(
+            &[RpcType::UnaryCall, RpcType::EmptyCall],
+            &[
+                (RpcType::UnaryCall, "rpc-behavior", "sleep-4"),
+                (RpcType::EmptyCall, "rpc-behavior", "sleep-4"),
+            ],
+            0,
+        )
+        .await;
+    client
+        .until_results(RpcType::UnaryCall, 100, &[(Code::DeadlineExceeded, 1.0)])
+        .await;
+    client
+        .until_results(RpcType::EmptyCall, 100, &[(Code::Ok, 1.0)])
+        .await;
+
+    // timeout_not_exceeded: no sleep, the default 20 s deadline.
+    client.configure(&[RpcType::UnaryCall], &[], 0).await;
+    client
+        .until_results(RpcType::UnaryCall, 100, &[(Code::Ok, 1.0)])
+        .await;
+
+    // app_timeout_exceeded: a 1 s deadline and a 2 s sleep, under the route's 3 s.
+    client
+        .configure(
+            &[RpcType::UnaryCall],
+            &[(RpcType::UnaryCall, "rpc-behavior", "sleep-2")],
+            1,
+        )
+        .await;
+    client
+        .until_results(RpcType::UnaryCall, 100, &[(Code::DeadlineExceeded, 1.0)])
+        .await;
+}
+
+/// fault_injection: routes selected by the `fi_testcase` header delay (20 s, against a 2 s deadline) or abort (HTTP
+/// 401, seen as UNAUTHENTICATED) all, half or none of the calls; shares within the published 10%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_injection() {
+    let backends = Backend::start_many("fault", 1, 130);
+    let route = |name: &str, fault: &str| {
+        format!(
+            "      - match: {{ prefix: /, headers: [{{ name: fi_testcase, exact: {name} }}] }}\n        \
+             cluster: main\n        fault: {fault}\n"
+        )
+    };
+    let yaml = format!(
+        "services:\n  - name: {SERVICE}\n    routes:\n{}{}{}{}{}      - cluster: main\n\
+         clusters:\n  - name: main\n    localities:\n      - {{ region: {REGION}, zone: {ZONE}, endpoints: [{{ address: \"{}\" }}] }}\n",
+        route(
+            "zero_percent_fault_injection",
+            "{ delay: { fixed: 20s, percent: 0 }, abort: { http_status: 401, percent: 0 } }"
+        ),
+        route("always_delay", "{ delay: { fixed: 20s, percent: 100 } }"),
+        route(
+            "always_abort",
+            "{ abort: { http_status: 401, percent: 100 } }"
+        ),
+        route("delay_half", "{ delay: { fixed: 20s, percent: 50 } }"),
+        route("abort_half", "{ abort: { http_status: 401, percent: 50 } }"),
+        backends[0].address,
+    );
+    let config = MeshConfig::from_yaml(&yaml).expect("a valid mesh file");
+    let control_plane = ControlPlane::start(&config).await;
+    let mut client = Client::start(&control_plane.bootstrap(), &["--qps=200"]).await;
+    client.until_peers(20, &names(&backends), false).await;
+
+    let cases: [(&str, i32, Shares); 6] = [
+        ("always_delay", 2, &[(Code::DeadlineExceeded, 1.0)]),
+        ("always_abort", 0, &[(Code::Unauthenticated, 1.0)]),
+        (
+            "delay_half",
+            2,
+            &[(Code::DeadlineExceeded, 0.5), (Code::Ok, 0.5)],
+        ),
+        (
+            "abort_half",
+            0,
+            &[(Code::Unauthenticated, 0.5), (Code::Ok, 0.5)],
+        ),
+        ("zero_percent_fault_injection", 0, &[(Code::Ok, 1.0)]),
+        ("non_matching_fault_injection", 0, &[(Code::Ok, 1.0)]),
+    ];
+    for (name, timeout_sec, want) in cases {
+        client
+            .configure(
+                &[RpcType::UnaryCall],
+                &[(RpcType::UnaryCall, "fi_testcase", name)],
+                timeout_sec,
+            )
+            .await;
+        client.until_results(RpcType::UnaryCall, 300, want).await;
+    }
+}
+
+/// retry: a route retrying UNAVAILABLE twice (three attempts) turns calls that succeed on the third attempt into
+/// successes, fails those that would need a fourth, and does not retry codes outside `retry_on`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry() {
+    let backends = Backend::start_many("retry", 1, 140);
+    let config = mesh(
+        [Route::to_cluster("main").with_retry(
+            RetryPolicy::new(["unavailable"], 2).with_backoff(Duration::from_millis(5), None),
+        )],
+        [cluster("main", &backends)],
+    );
+    let control_plane = ControlPlane::start(&config).await;
+    let mut client = Client::start(&control_plane.bootstrap(), &["--qps=100"]).await;
+    client.until_peers(20, &names(&backends), false).await;
+
+    let cases: [(&str, Code); 3] = [
+        ("succeed-on-retry-attempt-2,error-code-14", Code::Ok),
+        (
+            "succeed-on-retry-attempt-3,error-code-14",
+            Code::Unavailable,
+        ),
+        (
+            "succeed-on-retry-attempt-1,error-code-4",
+            Code::DeadlineExceeded,
+        ),
+    ];
+    for (behavior, want) in cases {
+        client
+            .configure(
+                &[RpcType::UnaryCall],
+                &[(RpcType::UnaryCall, "rpc-behavior", behavior)],
+                0,
+            )
+            .await;
+        client
+            .until_results(RpcType::UnaryCall, 100, &[(want, 1.0)])
+            .await;
+    }
+}
+
+/// outlier_detection (gRFC A50, success-rate ejection): of five backends, the one failing every call is ejected so
+/// the others answer everything without failures; once it recovers and its ejection ends, it gets traffic again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection() {
+    let backends = Backend::start_many("outlier", 5, 150);
+    let mut detection = OutlierDetection::default();
+    detection.interval = Some(Duration::from_millis(500));
+    detection.base_ejection_time = Some(Duration::from_secs(1));
+    detection.max_ejection_time = Some(Duration::from_secs(10));
+    detection.max_ejection_percent = Some(1);
+    let mut success_rate = SuccessRateEjection::default();
+    success_rate.minimum_hosts = Some(5);
+    success_rate.request_volume = Some(10);
+    detection.success_rate = Some(success_rate);
+    let config = mesh(
+        [Route::to_cluster("main")],
+        [cluster("main", &backends).with_outlier_detection(detection)],
+    );
+    let control_plane = ControlPlane::start(&config).await;
+    let mut client = Client::start(&control_plane.bootstrap(), &["--qps=250"]).await;
+    let all = names(&backends);
+    client.until_peers(100, &all, false).await;
+
+    let failing = format!("hostname={} error-code-2", backends[0].hostname);
+    client
+        .configure(
+            &[RpcType::UnaryCall],
+            &[(RpcType::UnaryCall, "rpc-behavior", &failing)],
+            0,
+        )
+        .await;
+    client.until_peers(100, &all[1..], false).await;
+
+    client.configure(&[RpcType::UnaryCall], &[], 0).await;
+    client.until_peers(100, &all, false).await;
+}
+
+/// csds: the client's CSDS answer holds its node (with its locality), the Listener named after the target, a
+/// RouteConfiguration with a virtual host, an EDS Cluster and endpoints in the expected locality.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csds() {
+    let backends = Backend::start_many("csds", 1, 160);
+    let config = mesh([Route::to_cluster("main")], [cluster("main", &backends)]);
+    let control_plane = ControlPlane::start(&config).await;
+    let mut client = Client::start(&control_plane.bootstrap(), &["--qps=50"]).await;
+    client.until_peers(10, &names(&backends), false).await;
+
+    let mut csds = ClientStatusDiscoveryServiceClient::new(client.channel.clone());
+    let response = csds
+        .fetch_client_status(ClientStatusRequest::default())
+        .await
+        .expect("FetchClientStatus")
+        .into_inner();
+    assert_eq!(response.config.len(), 1, "{response:?}");
+    let config = &response.config[0];
+    let node = config.node.as_ref().expect("the node");
+    assert_eq!(node.id, NODE);
+    assert_eq!(node.locality.as_ref().map(|l| l.zone.as_str()), Some(ZONE));
+    let mut seen = BTreeSet::new();
+    for resource in &config.generic_xds_configs {
+        let value = &resource.xds_config.as_ref().expect("the resource").value[..];
+        match resource.type_url.rsplit('.').next() {
+            Some("Listener") => {
+                assert_eq!(Listener::decode(value).unwrap().name, SERVICE);
+                seen.insert("lds");
+            }
+            Some("RouteConfiguration") => {
+                assert!(
+                    !RouteConfiguration::decode(value)
+                        .unwrap()
+                        .virtual_hosts
+                        .is_empty()
+                );
+                seen.insert("rds");
+            }
+            Some("Cluster") => {
+                let cluster = EnvoyCluster::decode(value).unwrap();
+                assert_eq!(
+                    cluster.cluster_discovery_type,
+                    Some(DiscoveryType::Type(DiscoveryTypeKind::Eds as i32))
+                );
+                seen.insert("cds");
+            }
+            Some("ClusterLoadAssignment") => {
+                let assignment = ClusterLoadAssignment::decode(value).unwrap();
+                let locality = assignment.endpoints[0]
+                    .locality
+                    .as_ref()
+                    .expect("a locality");
+                assert!(locality.sub_zone.contains(ZONE), "{locality:?}");
+                seen.insert("eds");
+            }
+            other => panic!("unexpected resource type {other:?}"),
+        }
+    }
+    assert_eq!(seen, BTreeSet::from(["lds", "rds", "cds", "eds"]));
 }
