@@ -290,6 +290,11 @@ impl Client {
             .expect("Configure");
     }
 
+    /// The exit status, once the process has exited.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.child_mut().try_wait().ok().flatten()
+    }
+
     /// Whether the process is still running (`--fail_on_failed_rpcs` ends it on a failure).
     pub fn is_running(&mut self) -> bool {
         matches!(self.process.child_mut().try_wait(), Ok(None))
