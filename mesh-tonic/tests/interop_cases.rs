@@ -113,16 +113,15 @@ async fn backends_restart() {
     backends.iter_mut().for_each(Backend::restart);
     client.until_peers(100, &all, false).await;
     let after = client.stats(100).await;
-    // The same (even) distribution as before the restart, within round robin's published threshold of 1.
-    for name in &all {
-        let (was, is) = (
-            before.rpcs_by_peer[name],
-            after.rpcs_by_peer.get(name).copied().unwrap_or(0),
-        );
-        assert!(
-            (was - is).abs() <= 1,
-            "{name}: {was} before, {is} after: {after:?}"
-        );
+    // The same distribution as before the restart: even, within round robin's published threshold of 1.
+    for (block, stats) in [("before", &before), ("after", &after)] {
+        for name in &all {
+            let got = stats.rpcs_by_peer.get(name).copied().unwrap_or(0);
+            assert!(
+                (got - 25).abs() <= 1,
+                "{block}: {name}: {got} of 100: {stats:?}"
+            );
+        }
     }
 }
 
@@ -441,8 +440,9 @@ async fn until_in_flight(client: &mut Client, rpc: RpcType, want: i32, settle: i
     );
 }
 
-/// circuit_breaking: with every RPC kept open, each cluster holds exactly its `max_requests` in flight, and a raised
-/// limit is reached. Limits scaled from the published 500/1000/800 to 50/100/80.
+/// circuit_breaking: with every RPC kept open, each cluster holds its `max_requests` in flight (within the published
+/// 1%), and a raised limit is reached. The published limits (500, 1000, then 800): smaller ones would make 1% less
+/// than the one or two RPCs that are between being counted as started and being refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn circuit_breaking() {
     let unary = Backend::start_many("breaker-unary", 2, 110);
@@ -455,14 +455,14 @@ async fn circuit_breaking() {
             ],
             [
                 cluster("unary", &unary).with_max_requests(unary_limit),
-                cluster("empty", &empty).with_max_requests(100),
+                cluster("empty", &empty).with_max_requests(1000),
             ],
         )
     };
-    let control_plane = ControlPlane::start(&config(50)).await;
+    let control_plane = ControlPlane::start(&config(500)).await;
     let mut client = Client::start(
         &control_plane.bootstrap(),
-        &["--qps=200", "--rpc=UnaryCall,EmptyCall"],
+        &["--qps=500", "--rpc=UnaryCall,EmptyCall"],
     )
     .await;
     client
@@ -476,13 +476,13 @@ async fn circuit_breaking() {
     client
         .configure(&[RpcType::UnaryCall, RpcType::EmptyCall], &keep_open, 0)
         .await;
-    until_in_flight(&mut client, RpcType::UnaryCall, 50, 100).await;
-    until_in_flight(&mut client, RpcType::EmptyCall, 100, 100).await;
+    until_in_flight(&mut client, RpcType::UnaryCall, 500, 250).await;
+    until_in_flight(&mut client, RpcType::EmptyCall, 1000, 250).await;
 
-    control_plane.set(&config(80));
-    until_in_flight(&mut client, RpcType::UnaryCall, 80, 100).await;
+    control_plane.set(&config(800));
+    until_in_flight(&mut client, RpcType::UnaryCall, 800, 250).await;
     // Limits are per cluster: EmptyCall's is unchanged.
-    until_in_flight(&mut client, RpcType::EmptyCall, 100, 50).await;
+    until_in_flight(&mut client, RpcType::EmptyCall, 1000, 100).await;
 }
 
 /// timeout: a route's `max_stream_duration` (3 s on UnaryCall's route only) ends calls that take longer, other

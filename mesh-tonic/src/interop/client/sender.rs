@@ -6,6 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::{Code, Request, Status};
 
@@ -101,14 +102,17 @@ impl Sender {
     pub(super) async fn run(self) {
         let period = Duration::from_secs(1) / self.qps.max(1);
         let mut ticks = tokio::time::interval(period);
+        // Ticks missed while the machine was busy are dropped (as grpc-go's ticker does), not sent in a burst.
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             ticks.tick().await;
             let config = self.config.get();
             for &rpc in &config.types {
-                let ticket = self.stats.start(rpc);
                 let this = self.clone();
                 let config = Arc::clone(&config);
                 tokio::spawn(async move {
+                    // Counted as started (and numbered for GetClientStats) when actually sent, not when scheduled.
+                    let ticket = this.stats.start(rpc);
                     let outcome = this.send(rpc, &config).await;
                     let (code, peer) = match &outcome {
                         Ok(peer) => (Code::Ok, peer.as_deref()),
