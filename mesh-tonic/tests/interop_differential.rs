@@ -151,7 +151,8 @@ async fn weighted_split_matches_grpc_core() {
     let control_plane = ControlPlane::start(&config).await;
     let bootstrap = control_plane.bootstrap();
     let mut ours = Client::start(&bootstrap, &["--qps=500"]).await;
-    let mut core = CoreClient::start(&bootstrap);
+    // The first use creates the Python environment (pip): off the runtime's workers.
+    let mut core = tokio::task::block_in_place(|| CoreClient::start(&bootstrap));
     let weights = [(a[0].hostname.clone(), 0.2), (b[0].hostname.clone(), 0.8)];
     let (our, theirs) = both_until(
         &mut ours,
@@ -190,7 +191,8 @@ async fn locality_failover_matches_grpc_core() {
     let control_plane = ControlPlane::start(&config).await;
     let bootstrap = control_plane.bootstrap();
     let mut ours = Client::start(&bootstrap, &["--qps=200"]).await;
-    let mut core = CoreClient::start(&bootstrap);
+    // The first use creates the Python environment (pip): off the runtime's workers.
+    let mut core = tokio::task::block_in_place(|| CoreClient::start(&bootstrap));
     let (primaries, secondaries) = (names(&primary), names(&secondary));
 
     both_until(
