@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use interop_driver::{
     Backend, CLIENT_BINARY, Client, ControlPlane, PATIENCE, cluster, mesh, names,
 };
-use mesh_tonic::interop::client::messages::RpcType;
+use mesh_tonic::interop::client::messages::{MetadataType, RpcType};
 use mesh_xds_server::mesh::Route;
 
 /// Runs the client with `args`, expecting it to exit at once: its status code and stderr.
@@ -130,4 +130,44 @@ async fn configure_changes_the_rpc_types_sent() {
     client
         .until_methods(20, &[(RpcType::UnaryCall, &[]), (RpcType::EmptyCall, &all)])
         .await;
+}
+
+/// `GetClientStats` with `metadata_keys` reports, per peer and RPC, the named response headers (matched without
+/// regard to case), or every entry for `*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_stats_report_the_requested_response_metadata() {
+    let backends = Backend::start_many("metadata", 2, 195);
+    let config = mesh([Route::to_cluster("main")], [cluster("main", &backends)]);
+    let control_plane = ControlPlane::start(&config).await;
+    let mut client = Client::start(&control_plane.bootstrap(), &["--qps=100"]).await;
+    client.until_peers(20, &names(&backends), false).await;
+
+    for keys in [&["HOSTNAME"][..], &["*"][..]] {
+        let stats = client.stats_with_metadata(20, keys).await;
+        assert_eq!(stats.num_failures, 0, "{stats:?}");
+        for (peer, count) in &stats.rpcs_by_peer {
+            let rpcs = &stats.metadatas_by_peer[peer].rpc_metadata;
+            assert_eq!(
+                rpcs.len(),
+                usize::try_from(*count).unwrap(),
+                "{keys:?}: {stats:?}"
+            );
+            for rpc in rpcs {
+                let hostname: Vec<_> = rpc
+                    .metadata
+                    .iter()
+                    .filter(|e| e.key == "hostname")
+                    .collect();
+                assert_eq!(hostname.len(), 1, "{keys:?}: {rpc:?}");
+                assert_eq!(hostname[0].value, *peer);
+                assert_eq!(hostname[0].r#type, MetadataType::Initial as i32);
+                assert!(
+                    rpc.metadata.iter().all(|e| !e.key.starts_with("grpc-")),
+                    "{rpc:?}"
+                );
+            }
+        }
+    }
+    // Without keys, nothing is collected.
+    assert!(client.stats(20).await.metadatas_by_peer.is_empty());
 }

@@ -247,11 +247,20 @@ impl Client {
 
     /// `GetClientStats` for the next `num_rpcs` RPCs.
     pub async fn stats(&mut self, num_rpcs: i32) -> LoadBalancerStatsResponse {
+        self.stats_with_metadata(num_rpcs, &[]).await
+    }
+
+    /// `GetClientStats` for the next `num_rpcs` RPCs, with the response metadata named by `keys`.
+    pub async fn stats_with_metadata(
+        &mut self,
+        num_rpcs: i32,
+        keys: &[&str],
+    ) -> LoadBalancerStatsResponse {
         self.stats
             .get_client_stats(LoadBalancerStatsRequest {
                 num_rpcs,
                 timeout_sec: 10,
-                metadata_keys: Vec::new(),
+                metadata_keys: keys.iter().map(|key| (*key).to_owned()).collect(),
             })
             .await
             .expect("GetClientStats")

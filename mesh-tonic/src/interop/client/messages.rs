@@ -13,7 +13,8 @@ pub struct LoadBalancerStatsRequest {
     /// Answer with what was counted after this many seconds, even if fewer RPCs completed.
     #[prost(int32, tag = "2")]
     pub timeout_sec: i32,
-    /// Response metadata to report per RPC (not collected by this client: the answer leaves field 4 empty).
+    /// Response metadata (header and trailer) keys to report per RPC, matched without regard to case; `*` for
+    /// every entry.
     #[prost(string, repeated, tag = "3")]
     pub metadata_keys: Vec<String>,
 }
@@ -26,7 +27,49 @@ pub struct RpcsByPeer {
     pub rpcs_by_peer: HashMap<String, i32>,
 }
 
-/// `grpc.testing.LoadBalancerStatsResponse` (field 4, `metadatas_by_peer`, is not modelled).
+/// `grpc.testing.LoadBalancerStatsResponse.MetadataType`: where a response metadata entry came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum MetadataType {
+    /// Not known.
+    Unknown = 0,
+    /// The response headers.
+    Initial = 1,
+    /// The trailers.
+    Trailing = 2,
+}
+
+/// `grpc.testing.LoadBalancerStatsResponse.MetadataEntry`.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct MetadataEntry {
+    /// The key, as received.
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// The value, as received.
+    #[prost(string, tag = "2")]
+    pub value: String,
+    /// Headers or trailers.
+    #[prost(enumeration = "MetadataType", tag = "3")]
+    pub r#type: i32,
+}
+
+/// `grpc.testing.LoadBalancerStatsResponse.RpcMetadata`: the requested entries of one RPC.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct RpcMetadata {
+    /// The entries.
+    #[prost(message, repeated, tag = "1")]
+    pub metadata: Vec<MetadataEntry>,
+}
+
+/// `grpc.testing.LoadBalancerStatsResponse.MetadataByPeer`.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct MetadataByPeer {
+    /// One entry per RPC the peer answered.
+    #[prost(message, repeated, tag = "1")]
+    pub rpc_metadata: Vec<RpcMetadata>,
+}
+
+/// `grpc.testing.LoadBalancerStatsResponse`.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct LoadBalancerStatsResponse {
     /// Completed RPCs by peer hostname.
@@ -38,6 +81,9 @@ pub struct LoadBalancerStatsResponse {
     /// Completed RPCs by method (`UnaryCall`, `EmptyCall`), then by peer.
     #[prost(map = "string, message", tag = "3")]
     pub rpcs_by_method: HashMap<String, RpcsByPeer>,
+    /// The response metadata named by `metadata_keys`, per peer and RPC.
+    #[prost(map = "string, message", tag = "4")]
+    pub metadatas_by_peer: HashMap<String, MetadataByPeer>,
 }
 
 /// `grpc.testing.LoadBalancerAccumulatedStatsRequest`.
@@ -173,7 +219,7 @@ mod tests {
         let response = LoadBalancerStatsResponse {
             rpcs_by_peer: HashMap::from([("a".to_owned(), 3)]),
             num_failures: 1,
-            rpcs_by_method: HashMap::new(),
+            ..LoadBalancerStatsResponse::default()
         };
         // map entry (field 1: key 1, value 2), num_failures (field 2).
         assert_eq!(

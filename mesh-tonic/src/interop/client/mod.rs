@@ -12,7 +12,8 @@
 //!   rate through one balancer, where gRPC balances each channel on its own;
 //! - `--secure_mode=true` is accepted, and behaves as gRPC's xDS credentials do for clusters without TLS
 //!   (plaintext, the fallback credentials); clusters with TLS fail their calls until channels support TLS;
-//! - `metadata_keys` in `GetClientStats` is ignored (`metadatas_by_peer` stays empty).
+//! - `GetClientStats`'s `metadata_keys` reports ASCII entries only (not `-bin` ones), and never gRPC's own
+//!   (`content-type`, `grpc-*`).
 
 pub mod flags;
 pub mod messages;

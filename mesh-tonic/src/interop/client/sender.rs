@@ -5,17 +5,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use http::uri::PathAndQuery;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
-use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, KeyAndValueRef, MetadataMap};
 use tonic::{Code, Request, Status};
+use tonic_prost::ProstCodec;
 
-use super::messages::RpcType;
-use super::stats::Stats;
+use super::messages::{MetadataType, RpcType};
+use super::stats::{Received, Stats};
 use crate::Channel;
 use crate::interop::HOSTNAME_HEADER;
-use crate::interop::TestServiceClient;
-use crate::interop::messages::{Empty, SimpleRequest};
+use crate::interop::messages::{Empty, SimpleRequest, SimpleResponse};
+
+const UNARY_CALL_PATH: &str = "/grpc.testing.TestService/UnaryCall";
+const EMPTY_CALL_PATH: &str = "/grpc.testing.TestService/EmptyCall";
 
 /// What the client sends: set by the flags, replaced by `Configure`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,48 +117,95 @@ impl Sender {
                 tokio::spawn(async move {
                     // Counted as started (and numbered for GetClientStats) when actually sent, not when scheduled.
                     let ticket = this.stats.start(rpc);
-                    let outcome = this.send(rpc, &config).await;
-                    let (code, peer) = match &outcome {
-                        Ok(peer) => (Code::Ok, peer.as_deref()),
-                        Err(status) => (status.code(), None),
-                    };
-                    this.stats.finish(ticket, code, peer);
-                    this.report(rpc, outcome);
+                    let outcome = this.send(rpc, &config, ticket.wants_metadata()).await;
+                    match &outcome {
+                        Ok((peer, metadata)) => {
+                            this.stats
+                                .finish(ticket, Code::Ok, peer.as_deref(), metadata);
+                        }
+                        Err(status) => this.stats.finish(ticket, status.code(), None, &[]),
+                    }
+                    this.report(rpc, outcome.map(|(peer, _)| peer));
                 });
             }
         }
     }
 
-    /// One RPC: the hostname that answered, or the status.
-    async fn send(&self, rpc: RpcType, config: &RpcConfig) -> Result<Option<String>, Status> {
-        let mut client = TestServiceClient::new(self.channel.clone());
+    /// One RPC: the peer that answered (its [`HOSTNAME_HEADER`] response header) and, when `want_metadata`, the
+    /// response's metadata; or the status.
+    async fn send(
+        &self,
+        rpc: RpcType,
+        config: &RpcConfig,
+        want_metadata: bool,
+    ) -> Result<(Option<String>, Vec<Received>), Status> {
         let metadata = config
             .metadata
             .iter()
             .filter(|(kind, _, _)| *kind == rpc)
             .map(|(_, key, value)| (key.clone(), value.clone()));
-        let response_metadata = match rpc {
+        match rpc {
             RpcType::UnaryCall => {
                 let request = SimpleRequest {
                     fill_server_id: true,
                     ..SimpleRequest::default()
                 };
-                client
-                    .unary_call(prepare(request, metadata, config.timeout))
-                    .await?
-                    .metadata()
-                    .clone()
+                self.call::<_, SimpleResponse>(
+                    UNARY_CALL_PATH,
+                    prepare(request, metadata, config.timeout),
+                    want_metadata,
+                )
+                .await
             }
-            RpcType::EmptyCall => client
-                .empty_call(prepare(Empty {}, metadata, config.timeout))
-                .await?
-                .metadata()
-                .clone(),
-        };
-        Ok(response_metadata
+            RpcType::EmptyCall => {
+                self.call::<_, Empty>(
+                    EMPTY_CALL_PATH,
+                    prepare(Empty {}, metadata, config.timeout),
+                    want_metadata,
+                )
+                .await
+            }
+        }
+    }
+
+    /// A unary call read as a response stream, so that its headers and trailers stay apart (a unary call merges
+    /// them); the wire is the same.
+    async fn call<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+        want_metadata: bool,
+    ) -> Result<(Option<String>, Vec<Received>), Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        if let Err(never) = grpc.ready().await {
+            match never {}
+        }
+        let response = grpc
+            .server_streaming(
+                request,
+                PathAndQuery::from_static(path),
+                ProstCodec::<Req, Resp>::default(),
+            )
+            .await?;
+        let (headers, mut body, _) = response.into_parts();
+        while body.message().await?.is_some() {}
+        let trailers = body.trailers().await?;
+        let peer = headers
             .get(HOSTNAME_HEADER)
             .and_then(|value| value.to_str().ok())
-            .map(str::to_owned))
+            .map(str::to_owned);
+        let mut received = Vec::new();
+        if want_metadata {
+            entries(&headers, MetadataType::Initial, &mut received);
+            if let Some(trailers) = &trailers {
+                entries(trailers, MetadataType::Trailing, &mut received);
+            }
+        }
+        Ok((peer, received))
     }
 
     #[allow(clippy::print_stdout)] // --print_response prints on stdout
@@ -179,6 +230,24 @@ impl Sender {
                 let _ = failures.report.send((rpc, status));
             }
             Err(_) => {}
+        }
+    }
+}
+
+/// The ASCII entries of `metadata` other than gRPC's own (`content-type`, `grpc-status`, ...), which gRPC
+/// libraries do not expose as metadata.
+fn entries(metadata: &MetadataMap, kind: MetadataType, into: &mut Vec<Received>) {
+    for entry in metadata.iter() {
+        if let KeyAndValueRef::Ascii(key, value) = entry {
+            let key = key.as_str();
+            if key == "content-type" || key.starts_with("grpc-") {
+                continue;
+            }
+            into.push(Received {
+                key: key.to_owned(),
+                value: value.to_str().unwrap_or_default().to_owned(),
+                kind,
+            });
         }
     }
 }

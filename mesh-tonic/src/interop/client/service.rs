@@ -77,7 +77,11 @@ where
                         })?;
                         let timeout =
                             Duration::from_secs(u64::try_from(request.timeout_sec).unwrap_or(0));
-                        Ok(Response::new(stats.next_rpcs(num_rpcs, timeout).await))
+                        Ok(Response::new(
+                            stats
+                                .next_rpcs(num_rpcs, timeout, &request.metadata_keys)
+                                .await,
+                        ))
                     }) as BoxFuture<_>
                 }),
                 request,

@@ -12,8 +12,54 @@ use tokio::sync::watch;
 use tonic::Code;
 
 use super::messages::{
-    LoadBalancerAccumulatedStatsResponse, LoadBalancerStatsResponse, MethodStats, RpcType,
+    LoadBalancerAccumulatedStatsResponse, LoadBalancerStatsResponse, MetadataEntry, MetadataType,
+    MethodStats, RpcMetadata, RpcType,
 };
+
+/// A response metadata entry as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+    /// Headers or trailers.
+    pub kind: MetadataType,
+}
+
+/// Which response metadata a `GetClientStats` call wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Keys {
+    None,
+    All,
+    /// Lower-cased.
+    These(Vec<String>),
+}
+
+impl Keys {
+    fn new(requested: &[String]) -> Self {
+        if requested.iter().any(|key| key == "*") {
+            Self::All
+        } else if requested.is_empty() {
+            Self::None
+        } else {
+            Self::These(
+                requested
+                    .iter()
+                    .map(|key| key.to_ascii_lowercase())
+                    .collect(),
+            )
+        }
+    }
+
+    fn wants(&self, key: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::All => true,
+            Self::These(keys) => keys.iter().any(|wanted| wanted.eq_ignore_ascii_case(key)),
+        }
+    }
+}
 
 /// Counts for one `GetClientStats` call.
 #[derive(Debug)]
@@ -21,17 +67,35 @@ struct Watcher {
     /// RPC numbers `start..end` are counted.
     start: u64,
     end: u64,
+    keys: Keys,
     counts: Mutex<LoadBalancerStatsResponse>,
     /// RPCs still to complete.
     remaining: watch::Sender<u64>,
 }
 
 impl Watcher {
-    fn record(&self, rpc: RpcType, peer: Option<&str>) {
+    fn record(&self, rpc: RpcType, peer: Option<&str>, metadata: &[Received]) {
         {
             let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
             match peer {
                 Some(peer) => {
+                    if self.keys != Keys::None {
+                        let entries = metadata
+                            .iter()
+                            .filter(|entry| self.keys.wants(&entry.key))
+                            .map(|entry| MetadataEntry {
+                                key: entry.key.clone(),
+                                value: entry.value.clone(),
+                                r#type: entry.kind as i32,
+                            })
+                            .collect();
+                        counts
+                            .metadatas_by_peer
+                            .entry(peer.to_owned())
+                            .or_default()
+                            .rpc_metadata
+                            .push(RpcMetadata { metadata: entries });
+                    }
                     *counts.rpcs_by_peer.entry(peer.to_owned()).or_insert(0) += 1;
                     *counts
                         .rpcs_by_method
@@ -76,6 +140,16 @@ pub struct Ticket {
     watchers: Vec<Arc<Watcher>>,
 }
 
+impl Ticket {
+    /// Whether a watcher wants the RPC's response metadata.
+    #[must_use]
+    pub fn wants_metadata(&self) -> bool {
+        self.watchers
+            .iter()
+            .any(|watcher| watcher.keys != Keys::None)
+    }
+}
+
 impl Stats {
     /// A new, empty set of statistics.
     #[must_use]
@@ -107,12 +181,13 @@ impl Stats {
     }
 
     /// Records how `ticket`'s RPC ended: its status code and, when it succeeded, the peer that answered (`None`
-    /// when the answer named none, which counts as a failure to record a peer).
-    pub fn finish(&self, ticket: Ticket, code: Code, peer: Option<&str>) {
+    /// when the answer named none, which counts as a failure to record a peer) and its response `metadata` (needed
+    /// only when [`Ticket::wants_metadata`]).
+    pub fn finish(&self, ticket: Ticket, code: Code, peer: Option<&str>, metadata: &[Received]) {
         let peer = if code == Code::Ok { peer } else { None };
         let rpc = ticket.rpc;
         for watcher in ticket.watchers {
-            watcher.record(rpc, peer);
+            watcher.record(rpc, peer, metadata);
         }
         *self
             .totals
@@ -125,9 +200,14 @@ impl Stats {
             .or_insert(0) += 1;
     }
 
-    /// Counts the next `num_rpcs` RPCs sent, answering when they have all completed or after `timeout` with what
-    /// was counted by then.
-    pub async fn next_rpcs(&self, num_rpcs: u64, timeout: Duration) -> LoadBalancerStatsResponse {
+    /// Counts the next `num_rpcs` RPCs sent, with the response metadata named by `metadata_keys` (`*`: all),
+    /// answering when they have all completed or after `timeout` with what was counted by then.
+    pub async fn next_rpcs(
+        &self,
+        num_rpcs: u64,
+        timeout: Duration,
+        metadata_keys: &[String],
+    ) -> LoadBalancerStatsResponse {
         let (remaining, mut done) = watch::channel(num_rpcs);
         let watcher = {
             let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
@@ -135,6 +215,7 @@ impl Stats {
             let watcher = Arc::new(Watcher {
                 start,
                 end: start.saturating_add(num_rpcs),
+                keys: Keys::new(metadata_keys),
                 counts: Mutex::new(LoadBalancerStatsResponse::default()),
                 remaining,
             });
@@ -199,7 +280,7 @@ mod tests {
         let before = stats.start(RpcType::UnaryCall);
         let counting = tokio::spawn({
             let stats = Arc::clone(&stats);
-            async move { stats.next_rpcs(3, Duration::from_secs(10)).await }
+            async move { stats.next_rpcs(3, Duration::from_secs(10), &[]).await }
         });
         // Wait until the watcher is registered.
         while stats.registry.lock().unwrap().watchers.is_empty() {
@@ -209,11 +290,11 @@ mod tests {
         let second = stats.start(RpcType::EmptyCall);
         let third = stats.start(RpcType::UnaryCall);
         let after = stats.start(RpcType::UnaryCall);
-        stats.finish(before, Code::Ok, Some("early"));
-        stats.finish(third, Code::Unavailable, Some("ignored"));
-        stats.finish(after, Code::Ok, Some("late"));
-        stats.finish(second, Code::Ok, Some("b"));
-        stats.finish(first, Code::Ok, Some("a"));
+        stats.finish(before, Code::Ok, Some("early"), &[]);
+        stats.finish(third, Code::Unavailable, Some("ignored"), &[]);
+        stats.finish(after, Code::Ok, Some("late"), &[]);
+        stats.finish(second, Code::Ok, Some("b"), &[]);
+        stats.finish(first, Code::Ok, Some("a"), &[]);
         let counted = counting.await.unwrap();
         assert_eq!(
             counted.rpcs_by_peer,
@@ -234,10 +315,55 @@ mod tests {
         assert_eq!(totals.num_rpcs_succeeded_by_method["EMPTY_CALL"], 1);
     }
 
+    #[tokio::test]
+    async fn reports_the_requested_metadata_per_peer_and_rpc() {
+        let stats = Stats::new();
+        let counting = tokio::spawn({
+            let stats = Arc::clone(&stats);
+            async move {
+                stats
+                    .next_rpcs(2, Duration::from_secs(10), &["Hostname".to_owned()])
+                    .await
+            }
+        });
+        while stats.registry.lock().unwrap().watchers.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let entry = |key: &str, kind| Received {
+            key: key.to_owned(),
+            value: "a".to_owned(),
+            kind,
+        };
+        let metadata = [
+            entry("hostname", MetadataType::Initial),
+            entry("other", MetadataType::Trailing),
+        ];
+        let (first, second) = (
+            stats.start(RpcType::UnaryCall),
+            stats.start(RpcType::UnaryCall),
+        );
+        assert!(first.wants_metadata());
+        stats.finish(first, Code::Ok, Some("a"), &metadata);
+        stats.finish(second, Code::Ok, Some("a"), &[]);
+        let counted = counting.await.unwrap();
+        let rpcs = &counted.metadatas_by_peer["a"].rpc_metadata;
+        assert_eq!(rpcs.len(), 2);
+        assert_eq!(
+            rpcs[0].metadata,
+            [MetadataEntry {
+                key: "hostname".into(),
+                value: "a".into(),
+                r#type: MetadataType::Initial as i32,
+            }]
+        );
+        assert!(rpcs[1].metadata.is_empty());
+        assert!(!stats.start(RpcType::UnaryCall).wants_metadata());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn answers_with_partial_counts_at_the_timeout() {
         let stats = Stats::new();
-        let counted = stats.next_rpcs(5, Duration::from_secs(2)).await;
+        let counted = stats.next_rpcs(5, Duration::from_secs(2), &[]).await;
         assert_eq!(counted, LoadBalancerStatsResponse::default());
         assert!(stats.registry.lock().unwrap().watchers.is_empty());
     }
