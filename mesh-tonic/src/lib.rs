@@ -14,6 +14,8 @@
 //!   out).
 //! - [`Mesh::config_dump`] and [`Mesh::csds_service`]: what the xDS client holds (gRFC A40).
 //! - [`testing`]: a hand-written `helloworld.Greeter` client, server and runnable replica, for demos and tests.
+//! - [`interop`]: gRPC's xDS interop test services, server and client (the `xds-interop-server` and
+//!   `xds-interop-client` binaries), so gRPC's xDS interop test cases run against this mesh.
 //!
 //! ```no_run
 //! use mesh_tonic::Mesh;

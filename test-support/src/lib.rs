@@ -195,6 +195,11 @@ impl ChildGuard {
         &mut self.child
     }
 
+    /// The child's stdin, when it was piped (as [`spawn_ready`] does): write commands to a peer driven over stdin.
+    pub fn stdin(&mut self) -> Option<&mut ChildStdin> {
+        self.stdin.as_mut()
+    }
+
     /// The name given at creation.
     #[must_use]
     pub fn name(&self) -> &str {

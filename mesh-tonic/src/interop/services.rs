@@ -21,9 +21,9 @@ use tower_service::Service;
 use super::behavior;
 use super::messages::{Empty, Payload, PayloadType, SimpleRequest, SimpleResponse};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Handler<Req, Resp> =
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub(crate) type Handler<Req, Resp> =
     Arc<dyn Fn(Request<Req>) -> BoxFuture<Result<Response<Resp>, Status>> + Send + Sync>;
 
 /// `grpc.testing.TestService`.
@@ -48,7 +48,7 @@ impl<Req, Resp> UnaryService<Req> for Unary<Req, Resp> {
 }
 
 /// Serves `request` with `handler`.
-fn serve_unary<Req, Resp, B>(
+pub(crate) fn serve_unary<Req, Resp, B>(
     handler: Handler<Req, Resp>,
     request: http::Request<B>,
 ) -> BoxFuture<Result<http::Response<tonic::body::Body>, Infallible>>
@@ -64,7 +64,7 @@ where
     })
 }
 
-fn unimplemented() -> BoxFuture<Result<http::Response<tonic::body::Body>, Infallible>> {
+pub(crate) fn unimplemented() -> BoxFuture<Result<http::Response<tonic::body::Body>, Infallible>> {
     Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) })
 }
 
@@ -279,8 +279,8 @@ impl NamedService for XdsUpdateHealthServer {
 
 /// A unary client over any tonic transport.
 #[derive(Debug, Clone)]
-struct UnaryClient<T> {
-    inner: tonic::client::Grpc<T>,
+pub(crate) struct UnaryClient<T> {
+    pub(crate) inner: tonic::client::Grpc<T>,
 }
 
 impl<T> UnaryClient<T>
@@ -290,7 +290,7 @@ where
     T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
     <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
 {
-    async fn call<Req, Resp>(
+    pub(crate) async fn call<Req, Resp>(
         &mut self,
         service: &'static str,
         method: &'static str,
