@@ -40,6 +40,7 @@ mod error;
 mod gate;
 pub mod interop;
 mod mesh;
+pub mod server;
 mod target;
 pub mod testing;
 
@@ -49,3 +50,4 @@ pub use direct::DEFAULT_DNS_REFRESH;
 pub use error::{ChannelError, MeshError};
 pub use mesh::Mesh;
 pub use mesh_tower::{MeshOptions, ReconnectBackoff, ResponseBody};
+pub use server::{ServerBuilder, ServerError, ServingState, XdsServer};
