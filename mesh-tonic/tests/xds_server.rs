@@ -886,3 +886,91 @@ async fn a_mesh_without_a_server_listener_template_cannot_serve() {
     assert!(error.to_string().contains("without xDS"), "{error}");
     control_plane.shutdown().await.unwrap();
 }
+
+/// `xds-interop-server`, killed when dropped.
+struct InteropServer(std::process::Child);
+
+impl Drop for InteropServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_interop_server_in_secure_mode_serves_its_test_port_under_the_listener() {
+    use std::io::BufRead;
+
+    use mesh_tonic::interop::TestServiceClient;
+    use mesh_tonic::interop::messages::{Empty, SimpleRequest};
+
+    let control_plane = control_plane().await;
+    let bootstrap = format!(
+        r#"{{"xds_servers": [{{"server_uri": "{}", "channel_creds": [{{"type": "insecure"}}],
+            "server_features": ["xds_v3"]}}],
+          "node": {{"id": "{NODE}"}},
+          "server_listener_resource_name_template": "{DEFAULT_SERVER_LISTENER_NAME_TEMPLATE}"}}"#,
+        control_plane.local_addr()
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xds-interop-server"))
+        .args([
+            "--secure_mode=true",
+            "--port=0",
+            "--maintenance_port=0",
+            "--bind_address=127.0.0.1",
+            "--server_id=secure-1",
+        ])
+        .env("GRPC_XDS_BOOTSTRAP_CONFIG", bootstrap)
+        .env_remove("GRPC_XDS_BOOTSTRAP")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start xds-interop-server");
+    let stdout = child.stdout.take().unwrap();
+    let _child = InteropServer(child);
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let address = |key: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    let (test, maintenance) = (address("test="), address("maintenance="));
+    assert_ne!(test, maintenance);
+
+    // No Listener yet: the test port refuses calls; the maintenance port is plain and answers.
+    let mut client = TestServiceClient::new(channel(test, None));
+    assert_refused(client.empty_call(Empty {}).await);
+    let health = tonic_health::pb::health_client::HealthClient::new(channel(maintenance, None))
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("the maintenance port serves without xDS");
+    assert_eq!(
+        health.get_ref().status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    let config = MeshConfig::new().with_server(ServerListener::new(test.to_string()));
+    control_plane.set_config(None, &config).unwrap();
+    let reply = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(reply) = client.unary_call(SimpleRequest::default()).await {
+                return reply;
+            }
+        }
+    })
+    .await
+    .expect("the test port serves once the Listener arrives");
+    assert_eq!(reply.get_ref().server_id, "secure-1");
+    control_plane.shutdown().await.unwrap();
+}
