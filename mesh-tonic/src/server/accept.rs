@@ -101,7 +101,7 @@ where
     }
 }
 
-/// Serves one connection until it ends, or drains it when the generation moves on.
+/// Sets up one connection (TLS when its chain asks for it) and serves it.
 // One call site; a struct would only rename the arguments.
 #[allow(clippy::too_many_arguments)]
 async fn connection<S>(
@@ -109,7 +109,7 @@ async fn connection<S>(
     info: ConnectionInfo,
     chain: Arc<ChainConfig>,
     generation: u64,
-    mut current: watch::Receiver<u64>,
+    current: watch::Receiver<u64>,
     drain_grace: Duration,
     service: S,
     _alive: mpsc::Sender<()>,
@@ -123,24 +123,40 @@ async fn connection<S>(
     S::Error: Into<BoxError> + Send + 'static,
     S::Future: Send + 'static,
 {
-    let (stream, info) = match &chain.tls {
-        Some(settings) => match tls::accept(&chain.name, settings, stream, info).await {
-            Ok(secured) => secured,
-            Err(error) => {
-                tracing::error!(%error, "xDS-enabled server: refusing a connection");
-                return;
-            }
-        },
-        None => (stream, info),
+    let Some(settings) = &chain.tls else {
+        let service = ConnectionService::new(service, info, chain);
+        return serve(stream, service, generation, current, drain_grace).await;
     };
-    let remote = info.remote_addr;
-    let service = ConnectionService {
-        inner: service,
-        connection: Arc::new(info),
-        chain,
-    };
+    match tls::accept(&chain.name, settings, stream, info).await {
+        Ok((secured, info)) => {
+            let service = ConnectionService::new(service, info, chain);
+            serve(secured, service, generation, current, drain_grace).await;
+        }
+        Err(error) => tracing::error!(%error, "xDS-enabled server: refusing a connection"),
+    }
+}
+
+/// Serves HTTP/2 on `io` until the connection ends, or drains it when the generation moves on.
+async fn serve<I, S>(
+    io: I,
+    service: ConnectionService<S>,
+    generation: u64,
+    mut current: watch::Receiver<u64>,
+    drain_grace: Duration,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower_service::Service<
+            http::Request<Incoming>,
+            Response = http::Response<tonic::body::Body>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let remote = service.connection.remote_addr;
     let serving =
-        http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service);
+        http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service);
     tokio::pin!(serving);
     tokio::select! {
         result = serving.as_mut() => {
@@ -162,6 +178,16 @@ struct ConnectionService<S> {
     inner: S,
     connection: Arc<ConnectionInfo>,
     chain: Arc<ChainConfig>,
+}
+
+impl<S> ConnectionService<S> {
+    fn new(inner: S, connection: ConnectionInfo, chain: Arc<ChainConfig>) -> Self {
+        Self {
+            inner,
+            connection: Arc::new(connection),
+            chain,
+        }
+    }
 }
 
 impl<S> hyper::service::Service<http::Request<Incoming>> for ConnectionService<S>

@@ -22,13 +22,13 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use mesh_core::listener::{FilterChain, Listener, ListenerKind, RouteSource, ServerListener};
-use mesh_xds_client::client::{ResourceWatcher, WatchState, XdsClient};
+use mesh_xds_client::client::{WatchState, XdsClient};
 use mesh_xds_client::resource::{Resource, ResourceKind};
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
 use super::ServingState;
-use super::route::{ChainConfig, ChainRoutes, RdsState};
+use super::rds::{RdsWatch, follow_rds};
+use super::route::{ChainConfig, ChainRoutes, RdsState, forwarding_routes};
 
 /// A serving-state callback.
 pub(crate) type StateCallback = Arc<dyn Fn(&ServingState) + Send + Sync>;
@@ -57,18 +57,6 @@ pub(crate) struct Shared {
     pub(crate) state: watch::Sender<ServingState>,
 }
 
-/// One RDS subscription, ended (and unsubscribed) when dropped.
-struct RdsWatch {
-    state: Arc<ArcSwap<RdsState>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for RdsWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// The config task's state.
 pub(crate) struct Follower {
     pub(crate) xds: XdsClient,
@@ -80,6 +68,8 @@ pub(crate) struct Follower {
     serving: Option<Arc<Listener>>,
     generation: u64,
     rds_changed: Arc<Notify>,
+    /// Whether the served Listener's inline routes have routes that fail every RPC (A36 configuration error logging).
+    inline_errors: bool,
 }
 
 impl Follower {
@@ -100,6 +90,7 @@ impl Follower {
             serving: None,
             generation: 0,
             rds_changed: Arc::new(Notify::new()),
+            inline_errors: false,
         }
     }
 
@@ -238,7 +229,29 @@ impl Follower {
                 "Listener updated: new connections use it, older ones drain");
         }
         self.serving = Some(Arc::clone(listener));
+        self.log_inline_errors(server);
         self.set_state(ServingState::Serving);
+    }
+
+    /// gRFC A36 "configuration error logging": a warning for every update with routes that fail their RPCs, and
+    /// one when there are none any more.
+    fn log_inline_errors(&mut self, server: &ServerListener) {
+        let forwarding: usize = server
+            .filter_chains
+            .iter()
+            .chain(server.default_filter_chain.as_ref())
+            .filter_map(|chain| match &chain.http.route_source {
+                RouteSource::Inline(routes) => Some(forwarding_routes(routes)),
+                _ => None,
+            })
+            .sum();
+        if forwarding > 0 {
+            tracing::warn!(listener = %self.listener_name, forwarding,
+                "inline routes without non_forwarding_action: RPCs matching them fail with UNAVAILABLE");
+        } else if self.inline_errors {
+            tracing::warn!(listener = %self.listener_name, "the inline routes have no configuration errors any more");
+        }
+        self.inline_errors = forwarding > 0;
     }
 
     fn not_serving(&mut self, reason: String) {
@@ -286,36 +299,4 @@ fn rds_names(server: &ServerListener) -> Vec<Arc<str>> {
     names.sort();
     names.dedup();
     names
-}
-
-/// Keeps `state` equal to what the RDS watch delivers, and wakes the config task on every change.
-async fn follow_rds(
-    mut watcher: ResourceWatcher,
-    name: Arc<str>,
-    state: Arc<ArcSwap<RdsState>>,
-    changed: Arc<Notify>,
-) {
-    let mut watched = watcher.current();
-    loop {
-        let next = match &watched.resource {
-            Some(Resource::RouteConfiguration(routes)) => RdsState::Ready(Arc::clone(routes)),
-            Some(_) => RdsState::Failed("not a RouteConfiguration resource".into()),
-            None if watched.does_not_exist => RdsState::Failed("does not exist".into()),
-            None => match &watched.error {
-                Some(error) => RdsState::Failed(Arc::clone(error)),
-                None => RdsState::Pending,
-            },
-        };
-        // gRFC A36 "configuration error logging": RPCs on chains using this resource fail with UNAVAILABLE.
-        if let RdsState::Failed(reason) = &next {
-            tracing::warn!(route_configuration = %name, %reason,
-                "RouteConfiguration unusable: RPCs on filter chains using it fail with UNAVAILABLE");
-        }
-        state.store(Arc::new(next));
-        changed.notify_one();
-        match watcher.changed().await {
-            Some(next) => watched = next,
-            None => return,
-        }
-    }
 }

@@ -54,6 +54,7 @@ mod authz;
 mod builder;
 mod chain;
 mod config;
+mod rds;
 mod route;
 mod tls;
 

@@ -60,6 +60,17 @@ pub(crate) struct ChainConfig {
     pub(crate) filters: Vec<HttpFilter>,
 }
 
+/// How many routes of `routes` forward to a cluster: each fails its RPCs on a server (gRFC A36 "configuration error
+/// logging" reports them).
+pub(crate) fn forwarding_routes(routes: &RouteConfig) -> usize {
+    routes
+        .virtual_hosts
+        .iter()
+        .flat_map(|vhost| &vhost.routes)
+        .filter(|route| !matches!(route.action, Action::NonForwarding))
+        .count()
+}
+
 thread_local! {
     /// Per-thread state of the generator for routes with a runtime fraction: no lock, no shared cache line.
     static RNG_STATE: Cell<u64> = const { Cell::new(0x853c_49e6_748f_ea9b) };
@@ -176,5 +187,129 @@ impl ChainConfig {
                     .unwrap_or_default(),
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_core::route::{Route, RouteAction, RouteMatch, VirtualHost};
+
+    use super::*;
+
+    fn chain(routes: ChainRoutes, filters: Vec<HttpFilter>) -> ChainConfig {
+        ChainConfig {
+            name: "c".into(),
+            tls: None,
+            routes,
+            filters,
+        }
+    }
+
+    fn inline() -> ChainRoutes {
+        ChainRoutes::Inline(Arc::new(RouteConfig::new(
+            "inbound",
+            vec![
+                VirtualHost::new(
+                    "api",
+                    &["api.example"],
+                    vec![Route::non_forwarding(RouteMatch::prefix("/svc/"))],
+                ),
+                VirtualHost::new(
+                    "rest",
+                    &["*"],
+                    vec![Route::new(
+                        RouteMatch::prefix(""),
+                        RouteAction::cluster("up"),
+                    )],
+                ),
+            ],
+        )))
+    }
+
+    fn check(chain: &ChainConfig, uri: &str) -> Result<(), Status> {
+        let request = http::Request::builder().uri(uri).body(()).unwrap();
+        let connection =
+            ConnectionInfo::new(([127, 0, 0, 1], 80).into(), ([127, 0, 0, 2], 9).into());
+        chain.check(&request, &connection)
+    }
+
+    fn unavailable(result: Result<(), Status>) -> String {
+        let status = result.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        status.message().to_owned()
+    }
+
+    #[test]
+    fn the_virtual_host_is_chosen_by_authority_and_only_non_forwarding_routes_serve() {
+        let chain = chain(inline(), vec![HttpFilter::router()]);
+        check(&chain, "http://api.example/svc/Call").unwrap();
+        let message = unavailable(check(&chain, "http://api.example/other/Call"));
+        assert!(
+            message.contains("no route matches /other/Call"),
+            "{message}"
+        );
+        let message = unavailable(check(&chain, "http://elsewhere.example/svc/Call"));
+        assert!(
+            message.contains("\"rest\"") && message.contains("non_forwarding_action"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_virtual_host_or_rds_resource_fails_with_the_reason() {
+        let routes = RouteConfig::new(
+            "narrow",
+            vec![VirtualHost::new("only", &["only.example"], Vec::new())],
+        );
+        let chain = chain(ChainRoutes::Inline(Arc::new(routes)), Vec::new());
+        let message = unavailable(check(&chain, "http://other.example/svc/Call"));
+        assert!(
+            message.contains("no virtual host matches authority \"other.example\""),
+            "{message}"
+        );
+
+        let state = Arc::new(ArcSwap::from_pointee(RdsState::Pending));
+        let chain = super::tests::chain(
+            ChainRoutes::Rds {
+                name: "from-rds".into(),
+                state: Arc::clone(&state),
+            },
+            Vec::new(),
+        );
+        assert!(
+            unavailable(check(&chain, "http://a/svc/Call")).contains("has not been received yet")
+        );
+        state.store(Arc::new(RdsState::Failed("does not exist".into())));
+        let message = unavailable(check(&chain, "http://a/svc/Call"));
+        assert!(
+            message.contains("\"from-rds\": does not exist"),
+            "{message}"
+        );
+        let ChainRoutes::Inline(routes) = inline() else {
+            unreachable!()
+        };
+        state.store(Arc::new(RdsState::Ready(routes)));
+        check(&chain, "http://api.example/svc/Call").unwrap();
+    }
+
+    #[test]
+    fn rbac_before_the_router_denies_and_after_it_is_never_reached() {
+        let rbac = HttpFilter::new("authz", HttpFilterConfig::Rbac(None));
+        let denying = chain(inline(), vec![rbac.clone(), HttpFilter::router()]);
+        let status = check(&denying, "http://api.example/svc/Call").unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert!(status.message().contains("\"authz\""), "{status:?}");
+        // Routing failures come first: a request without a route is UNAVAILABLE, not PERMISSION_DENIED.
+        unavailable(check(&denying, "http://api.example/other/Call"));
+        let after_router = chain(inline(), vec![HttpFilter::router(), rbac]);
+        check(&after_router, "http://api.example/svc/Call").unwrap();
+    }
+
+    #[test]
+    fn forwarding_routes_are_counted_for_configuration_error_logging() {
+        let ChainRoutes::Inline(routes) = inline() else {
+            unreachable!()
+        };
+        assert_eq!(forwarding_routes(&routes), 1);
     }
 }

@@ -30,7 +30,8 @@ pub enum TlsError {
 }
 
 /// The handshake for a connection taken by filter chain `chain` with TLS settings `tls`: the encrypted stream and
-/// the connection facts with the verified peer certificate.
+/// the connection facts with the verified peer certificate. The caller serves whatever stream type this returns
+/// (it is generic over the I/O), so the real acceptor changes only this function's return type.
 ///
 /// # Errors
 /// [`TlsError::Unavailable`] in this build, always.
