@@ -15,8 +15,9 @@
 //!   [`ServerBuilder::health_reporter`].
 //! - Each connection gets the most specific filter chain (destination prefix, source type, source prefix, source
 //!   port), else the default chain, else it is closed. Every request carries an `Arc<`[`ConnectionInfo`]`>` in its
-//!   extensions and must match a route with `non_forwarding_action` in the chain's routes (inline or RDS) for its
-//!   `:authority` and path; otherwise it fails with UNAVAILABLE and the reason.
+//!   extensions (a tonic handler reads it with `request.extensions().get::<Arc<ConnectionInfo>>()`) and must match
+//!   a route with `non_forwarding_action` in the chain's routes (inline or RDS) for its `:authority` and path;
+//!   otherwise it fails with UNAVAILABLE and the reason.
 //! - A Listener update drains older connections (GOAWAY now, closed after [`ServerBuilder::drain_grace`], default
 //!   [`DEFAULT_DRAIN_GRACE`]); RDS updates apply in place (A36).
 //!
@@ -53,6 +54,8 @@ mod accept;
 mod authz;
 mod builder;
 mod chain;
+#[cfg(test)]
+mod chain_proptests;
 mod config;
 mod rds;
 mod route;
@@ -132,6 +135,7 @@ pub enum ServerError {
 /// A running xDS-enabled server. Dropping it stops accepting connections and drains the open ones in the
 /// background; [`shutdown`](Self::shutdown) does the same and waits.
 #[derive(Debug)]
+#[must_use = "dropping the XdsServer stops the server"]
 pub struct XdsServer {
     local_addr: SocketAddr,
     listener_name: Arc<str>,
