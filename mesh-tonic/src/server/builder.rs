@@ -89,7 +89,8 @@ impl ServerBuilder {
         self.serve_with_listener(listener, service)
     }
 
-    /// [`serve`](Self::serve) on a socket already bound; the Listener name uses its local address.
+    /// [`serve`](Self::serve) on a socket already bound; the Listener name uses its local address. May be called
+    /// outside the runtime the mesh was built in; the server's tasks run there.
     ///
     /// # Errors
     /// As [`serve`](Self::serve), except binding.
@@ -108,6 +109,7 @@ impl ServerBuilder {
         S::Error: Into<BoxError> + Send + 'static,
         S::Future: Send + 'static,
     {
+        let runtime = self.mesh.inner.runtime.clone();
         let xds = self
             .mesh
             .xds_client()
@@ -128,7 +130,7 @@ impl ServerBuilder {
             state,
         });
         if let Some(reporter) = self.health {
-            tokio::spawn(report_health(reporter, state_rx.clone()));
+            runtime.spawn(report_health(reporter, state_rx.clone()));
         }
         let follower = Follower::new(
             xds,
@@ -137,14 +139,14 @@ impl ServerBuilder {
             Arc::clone(&shared),
             self.on_state,
         );
-        let following = tokio::spawn(follower.run());
+        let following = runtime.spawn(follower.run());
         let (stop, stop_rx) = watch::channel(false);
         let accepting = Accepting {
             shared: Arc::clone(&shared),
             service,
             drain_grace: self.drain_grace,
         };
-        let task = tokio::spawn(async move {
+        let task = runtime.spawn(async move {
             let (alive, mut all_done) = mpsc::channel::<()>(1);
             accepting.run(listener, stop_rx, alive).await;
             following.abort();
