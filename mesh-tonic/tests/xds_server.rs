@@ -974,3 +974,45 @@ async fn the_interop_server_in_secure_mode_serves_its_test_port_under_the_listen
     assert_eq!(reply.get_ref().server_id, "secure-1");
     control_plane.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_route_configuration_still_lets_the_server_serve_and_fails_its_rpcs() {
+    let control_plane = control_plane().await;
+    let bootstrap = Bootstrap::builder()
+        .server(
+            control_plane.local_addr().to_string(),
+            ChannelCreds::Insecure,
+        )
+        .node_id(NODE)
+        .server_listener_resource_name_template(DEFAULT_SERVER_LISTENER_NAME_TEMPLATE)
+        .build()
+        .unwrap();
+    // A short does-not-exist timer (gRFC A57), so the missing resource is reported quickly.
+    let mesh = Mesh::builder()
+        .bootstrap(bootstrap)
+        .resource_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let (socket, name) = socket([127, 0, 59, 1]).await;
+    let address = socket.local_addr().unwrap();
+    let (app, control) = app();
+    let server = serve(&mesh, socket, app);
+    let inbound = listener(
+        &name,
+        address,
+        vec![chain("rds", None, Routes::Rds("never-sent"))],
+        None,
+    );
+    publish(&control_plane, "1", vec![inbound], vec![]).await;
+    // gRFC A36: the server waits until every RDS watch has heard something, errors included, then serves; RPCs on
+    // the chain fail with UNAVAILABLE naming the resource.
+    wait_for_state(&server, true).await;
+    assert_unavailable(
+        hello(&channel(address, None), false).await,
+        "\"never-sent\": does not exist",
+    );
+    assert_eq!(control.requests(), 0);
+    server.shutdown().await;
+    control_plane.shutdown().await.unwrap();
+}
