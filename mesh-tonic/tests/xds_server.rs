@@ -1016,3 +1016,51 @@ async fn a_missing_route_configuration_still_lets_the_server_serve_and_fails_its
     server.shutdown().await;
     control_plane.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_tower_http_service_can_be_served() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let control_plane = control_plane().await;
+    let mesh = mesh(&control_plane).await;
+    let (socket, name) = socket([127, 0, 60, 1]).await;
+    let address = socket.local_addr().unwrap();
+    let service = tower::service_fn(|request: http::Request<Incoming>| async move {
+        let peer = request
+            .extensions()
+            .get::<Arc<ConnectionInfo>>()
+            .map_or_else(
+                || "no ConnectionInfo".to_owned(),
+                |info| info.remote_addr.ip().to_string(),
+            );
+        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(peer))))
+    });
+    let server = mesh.server().serve_with_listener(socket, service).unwrap();
+    publish(
+        &control_plane,
+        "1",
+        vec![serve_all(&name, address, "v1")],
+        vec![],
+    )
+    .await;
+    wait_for_state(&server, true).await;
+
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(format!("http://{address}/items/42"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "127.0.0.1");
+    connection.abort();
+    server.shutdown().await;
+    control_plane.shutdown().await.unwrap();
+}

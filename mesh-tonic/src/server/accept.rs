@@ -13,19 +13,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::{Either, Ready, ready};
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::peer::ConnectionInfo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tower::ServiceExt;
-use tower::util::Oneshot;
 
 use super::chain;
 use super::config::Shared;
 use super::route::ChainConfig;
+use super::service::ConnectionService;
 use super::tls;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -40,16 +38,16 @@ pub(crate) struct Accepting<S> {
     pub(crate) drain_grace: Duration,
 }
 
-impl<S> Accepting<S>
+impl<S, B> Accepting<S>
 where
-    S: tower_service::Service<
-            http::Request<Incoming>,
-            Response = http::Response<tonic::body::Body>,
-        > + Clone
+    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
         + Send
         + 'static,
     S::Error: Into<BoxError> + Send + 'static,
     S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     /// Accepts connections until `stop` turns true; connection tasks hold a clone of `alive` until they end.
     pub(crate) async fn run(
@@ -104,7 +102,7 @@ where
 /// Sets up one connection (TLS when its chain asks for it) and serves it.
 // One call site; a struct would only rename the arguments.
 #[allow(clippy::too_many_arguments)]
-async fn connection<S>(
+async fn connection<S, B>(
     stream: TcpStream,
     info: ConnectionInfo,
     chain: Arc<ChainConfig>,
@@ -114,14 +112,14 @@ async fn connection<S>(
     service: S,
     _alive: mpsc::Sender<()>,
 ) where
-    S: tower_service::Service<
-            http::Request<Incoming>,
-            Response = http::Response<tonic::body::Body>,
-        > + Clone
+    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
         + Send
         + 'static,
     S::Error: Into<BoxError> + Send + 'static,
     S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     let Some(settings) = &chain.tls else {
         let service = ConnectionService::new(service, info, chain);
@@ -137,7 +135,7 @@ async fn connection<S>(
 }
 
 /// Serves HTTP/2 on `io` until the connection ends, or drains it when the generation moves on.
-async fn serve<I, S>(
+async fn serve<I, S, B>(
     io: I,
     service: ConnectionService<S>,
     generation: u64,
@@ -145,14 +143,14 @@ async fn serve<I, S>(
     drain_grace: Duration,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: tower_service::Service<
-            http::Request<Incoming>,
-            Response = http::Response<tonic::body::Body>,
-        > + Clone
+    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
         + Send
         + 'static,
     S::Error: Into<BoxError> + Send + 'static,
     S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     let remote = service.connection.remote_addr;
     let serving =
@@ -170,45 +168,5 @@ async fn serve<I, S>(
     serving.as_mut().graceful_shutdown();
     if tokio::time::timeout(drain_grace, serving).await.is_err() {
         tracing::debug!(%remote, ?drain_grace, "drain grace time over; closing the connection");
-    }
-}
-
-/// The application's service as one connection sees it.
-struct ConnectionService<S> {
-    inner: S,
-    connection: Arc<ConnectionInfo>,
-    chain: Arc<ChainConfig>,
-}
-
-impl<S> ConnectionService<S> {
-    fn new(inner: S, connection: ConnectionInfo, chain: Arc<ChainConfig>) -> Self {
-        Self {
-            inner,
-            connection: Arc::new(connection),
-            chain,
-        }
-    }
-}
-
-impl<S> hyper::service::Service<http::Request<Incoming>> for ConnectionService<S>
-where
-    S: tower_service::Service<
-            http::Request<Incoming>,
-            Response = http::Response<tonic::body::Body>,
-        > + Clone,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future =
-        Either<Ready<Result<Self::Response, S::Error>>, Oneshot<S, http::Request<Incoming>>>;
-
-    fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
-        if let Err(status) = self.chain.check(&request, &self.connection) {
-            return Either::Left(ready(Ok(status.into_http())));
-        }
-        request
-            .extensions_mut()
-            .insert(Arc::clone(&self.connection));
-        Either::Right(self.inner.clone().oneshot(request))
     }
 }

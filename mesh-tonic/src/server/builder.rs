@@ -66,22 +66,26 @@ impl ServerBuilder {
     }
 
     /// Listens on `address` and serves `service` (a `tonic::service::Routes`, a tonic-generated server, or any
-    /// tower service answering with tonic bodies) under the control plane's server Listener. Returns once the
+    /// tower HTTP service, e.g. an axum `Router`) under the control plane's server Listener. Returns once the
     /// socket is bound and the Listener subscribed; serving starts when the configuration arrives (see
     /// [`XdsServer::watch_serving_state`]).
     ///
     /// # Errors
     /// [`ServerError`]: no xDS client, no `server_listener_resource_name_template`, the address cannot be bound.
-    pub async fn serve<S>(self, address: SocketAddr, service: S) -> Result<XdsServer, ServerError>
+    pub async fn serve<S, B>(
+        self,
+        address: SocketAddr,
+        service: S,
+    ) -> Result<XdsServer, ServerError>
     where
-        S: tower_service::Service<
-                http::Request<Incoming>,
-                Response = http::Response<tonic::body::Body>,
-            > + Clone
+        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+            + Clone
             + Send
             + 'static,
         S::Error: Into<BoxError> + Send + 'static,
         S::Future: Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
     {
         let listener = TcpListener::bind(address)
             .await
@@ -94,20 +98,20 @@ impl ServerBuilder {
     ///
     /// # Errors
     /// As [`serve`](Self::serve), except binding.
-    pub fn serve_with_listener<S>(
+    pub fn serve_with_listener<S, B>(
         self,
         listener: TcpListener,
         service: S,
     ) -> Result<XdsServer, ServerError>
     where
-        S: tower_service::Service<
-                http::Request<Incoming>,
-                Response = http::Response<tonic::body::Body>,
-            > + Clone
+        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+            + Clone
             + Send
             + 'static,
         S::Error: Into<BoxError> + Send + 'static,
         S::Future: Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
     {
         let runtime = self.mesh.inner.runtime.clone();
         let xds = self

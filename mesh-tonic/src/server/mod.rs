@@ -59,6 +59,7 @@ mod chain_proptests;
 mod config;
 mod rds;
 mod route;
+mod service;
 mod tls;
 
 use std::fmt;
