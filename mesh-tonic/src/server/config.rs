@@ -68,6 +68,8 @@ pub(crate) struct Follower {
     serving: Option<Arc<Listener>>,
     generation: u64,
     rds_changed: Arc<Notify>,
+    /// Whether the server is not serving because of an error, so that serving again is worth a warning.
+    resuming: bool,
     /// Whether the served Listener's inline routes have routes that fail every RPC (A36 configuration error logging).
     inline_errors: bool,
 }
@@ -91,6 +93,7 @@ impl Follower {
             generation: 0,
             rds_changed: Arc::new(Notify::new()),
             inline_errors: false,
+            resuming: false,
         }
     }
 
@@ -145,12 +148,14 @@ impl Follower {
         if let Some(waiting) = names.iter().find(|n| self.rds_pending(n)) {
             tracing::debug!(listener = %name, route_configuration = %waiting, "waiting for the RouteConfiguration");
             if self.serving.is_none() {
-                self.set_state(ServingState::NotServing {
-                    reason: format!(
-                        "Listener {name:?}: waiting for RouteConfiguration {waiting:?}"
-                    )
-                    .into(),
-                });
+                let reason =
+                    format!("Listener {name:?}: waiting for RouteConfiguration {waiting:?}");
+                self.set_state(
+                    ServingState::NotServing {
+                        reason: reason.into(),
+                    },
+                    false,
+                );
             }
             return;
         }
@@ -230,7 +235,7 @@ impl Follower {
         }
         self.serving = Some(Arc::clone(listener));
         self.log_inline_errors(server);
-        self.set_state(ServingState::Serving);
+        self.set_state(ServingState::Serving, false);
     }
 
     /// gRFC A36 "configuration error logging": a warning for every update with routes that fail their RPCs, and
@@ -261,27 +266,47 @@ impl Follower {
             self.generation += 1;
             self.shared.generation.send_replace(self.generation);
         }
-        self.set_state(ServingState::NotServing {
-            reason: reason.into(),
-        });
+        self.set_state(
+            ServingState::NotServing {
+                reason: reason.into(),
+            },
+            true,
+        );
     }
 
-    fn set_state(&self, state: ServingState) {
-        let previous = self.shared.state.borrow().clone();
-        if previous == state {
+    /// Publishes `state`, telling the callback (or, without one, the log) when it changed. `error`: the state is
+    /// not-serving because of a configuration problem (not merely waiting for a first resource).
+    fn set_state(&mut self, state: ServingState, error: bool) {
+        if *self.shared.state.borrow() == state {
             return;
         }
-        match (&self.on_state, &state) {
-            (Some(callback), _) => callback(&state),
-            // gRFC A36: without a callback, log errors and each resumption after one, visibly.
-            (None, ServingState::NotServing { reason }) => {
+        self.shared.state.send_replace(state);
+        // The callback runs after the watch changed, so it sees the same state through the handle.
+        let state = self.shared.state.borrow().clone();
+        let resuming = self.resuming;
+        if error || state.is_serving() {
+            self.resuming = error;
+        }
+        if let Some(callback) = &self.on_state {
+            callback(&state);
+            return;
+        }
+        // gRFC A36: without a callback, log errors and each resumption after one at a default-visible level.
+        match &state {
+            ServingState::NotServing { reason } if error => {
                 tracing::warn!(listener = %self.listener_name, %reason, "xDS-enabled server is not serving");
             }
-            (None, _) => {
-                tracing::warn!(listener = %self.listener_name, address = %self.address, "xDS-enabled server is serving");
+            ServingState::NotServing { reason } => {
+                tracing::debug!(listener = %self.listener_name, %reason, "xDS-enabled server is not serving yet");
+            }
+            _ if resuming => {
+                tracing::warn!(listener = %self.listener_name, address = %self.address,
+                    "xDS-enabled server is serving again");
+            }
+            _ => {
+                tracing::info!(listener = %self.listener_name, address = %self.address, "xDS-enabled server is serving");
             }
         }
-        self.shared.state.send_replace(state);
     }
 }
 
