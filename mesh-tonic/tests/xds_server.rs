@@ -523,13 +523,18 @@ async fn serves_only_while_its_listener_exists_and_health_follows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_for_another_address_is_not_served() {
+async fn a_listener_for_another_address_is_not_served_and_the_callback_says_why() {
     let control_plane = control_plane().await;
     let mesh = mesh(&control_plane).await;
     let (socket, name) = socket([127, 0, 51, 1]).await;
     let address = socket.local_addr().unwrap();
     let (app, control) = app();
-    let server = serve(&mesh, socket, app);
+    let (told, mut told_rx) = watch::channel(Vec::<String>::new());
+    let server = mesh
+        .server()
+        .on_serving_state(move |state| told.send_modify(|states| states.push(state.to_string())))
+        .serve_with_listener(socket, app)
+        .unwrap();
     let elsewhere = SocketAddr::from(([127, 0, 51, 2], address.port()));
     publish(
         &control_plane,
@@ -538,20 +543,44 @@ async fn a_listener_for_another_address_is_not_served() {
         vec![],
     )
     .await;
-    let ServingState::NotServing { reason } = wait_for_state(&server, false).await else {
-        unreachable!()
-    };
-    tokio::time::timeout(PATIENCE, async {
-        let mut state = server.watch_serving_state();
-        state
-            .wait_for(|s| s.to_string().contains("127.0.51.2"))
-            .await
-            .unwrap();
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the reason names the Listener's address: {reason}"));
-    assert!(hello(&channel(address, None), false).await.is_err());
+    let states = tokio::time::timeout(PATIENCE, told_rx.wait_for(|states| !states.is_empty()))
+        .await
+        .expect("the callback is told")
+        .unwrap()
+        .clone();
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert!(
+        states[0].starts_with("not serving")
+            && states[0].contains("127.0.51.2")
+            && states[0].contains(&name),
+        "the reason names the Listener and its address: {states:?}"
+    );
+    assert!(
+        states[0].contains(&address.to_string()),
+        "and the serving address: {states:?}"
+    );
+    assert_eq!(
+        server.serving_state().to_string(),
+        states[0],
+        "the handle agrees"
+    );
+    assert_refused(hello(&channel(address, None), false).await);
     assert_eq!(control.requests(), 0);
+
+    // Fixed: serving, and the callback is told.
+    publish(
+        &control_plane,
+        "2",
+        vec![serve_all(&name, address, "v1")],
+        vec![],
+    )
+    .await;
+    tokio::time::timeout(PATIENCE, told_rx.wait_for(|states| states.len() == 2))
+        .await
+        .expect("the callback is told")
+        .unwrap();
+    assert_eq!(told_rx.borrow()[1], "serving");
+    hello(&channel(address, None), false).await.unwrap();
     server.shutdown().await;
     control_plane.shutdown().await.unwrap();
 }
