@@ -177,8 +177,11 @@ async fn socket(ip: [u8; 4]) -> (TcpListener, String) {
 }
 
 /// Serves the test app under `mesh`'s control plane on `socket`.
-fn serve(mesh: &Mesh, socket: TcpListener, app: App) -> XdsServer {
-    mesh.server().serve_with_listener(socket, app).unwrap()
+async fn serve(mesh: &Mesh, socket: TcpListener, app: App) -> XdsServer {
+    mesh.server()
+        .serve_with_listener(socket, app)
+        .await
+        .unwrap()
 }
 
 async fn wait_for_state(server: &XdsServer, serving: bool) -> ServingState {
@@ -441,6 +444,7 @@ async fn serves_only_while_its_listener_exists_and_health_follows() {
         .server()
         .health_reporter(reporter)
         .serve_with_listener(socket, app)
+        .await
         .unwrap();
     assert_eq!(server.listener_name(), name);
     let maintenance = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -534,6 +538,7 @@ async fn a_listener_for_another_address_is_not_served_and_the_callback_says_why(
         .server()
         .on_serving_state(move |state| told.send_modify(|states| states.push(state.to_string())))
         .serve_with_listener(socket, app)
+        .await
         .unwrap();
     let elsewhere = SocketAddr::from(([127, 0, 51, 2], address.port()));
     publish(
@@ -592,7 +597,7 @@ async fn requests_need_a_non_forwarding_route_and_rds_updates_apply_in_place() {
     let (socket, name) = socket([127, 0, 52, 1]).await;
     let address = socket.local_addr().unwrap();
     let (app, control) = app();
-    let server = serve(&mesh, socket, app);
+    let server = serve(&mesh, socket, app).await;
     let inbound = listener(
         &name,
         address,
@@ -662,7 +667,7 @@ async fn the_filter_chain_is_chosen_by_source_address() {
     let (socket, name) = socket([0, 0, 0, 0]).await;
     let address = socket.local_addr().unwrap();
     let (app, control) = app();
-    let server = serve(&mesh, socket, app);
+    let server = serve(&mesh, socket, app).await;
     let trusted = chain(
         "trusted",
         Some(from_source([127, 0, 53, 1], 32)),
@@ -741,7 +746,7 @@ async fn a_listener_update_drains_old_connections_while_calls_in_flight_finish()
     let (socket, name) = socket([127, 0, 55, 1]).await;
     let address = socket.local_addr().unwrap();
     let (app, mut control) = app();
-    let server = serve(&mesh, socket, app);
+    let server = serve(&mesh, socket, app).await;
     publish(
         &control_plane,
         "1",
@@ -804,6 +809,7 @@ async fn a_drained_connection_is_closed_after_the_drain_grace_time() {
         .server()
         .drain_grace(Duration::from_millis(200))
         .serve_with_listener(socket, app)
+        .await
         .unwrap();
     publish(
         &control_plane,
@@ -839,7 +845,7 @@ async fn a_chain_requiring_tls_never_serves_plaintext() {
     let (socket, _) = socket([127, 0, 57, 1]).await;
     let address = socket.local_addr().unwrap();
     let (app, control) = app();
-    let server = serve(&mesh, socket, app);
+    let server = serve(&mesh, socket, app).await;
     let config = MeshConfig::new().with_server(
         ServerListener::new(address.to_string()).with_tls(DownstreamTls::new(CERTIFICATES)),
     );
@@ -859,7 +865,7 @@ async fn an_rbac_filter_fails_closed_until_rbac_evaluation_is_available() {
     let (socket, _) = socket([127, 0, 58, 1]).await;
     let address = socket.local_addr().unwrap();
     let (app, control) = app();
-    let server = serve(&mesh, socket, app);
+    let server = serve(&mesh, socket, app).await;
     // DENY with no policies would let everything through, were it evaluated.
     let config = MeshConfig::new().with_server(
         ServerListener::new(address.to_string()).with_rbac(Rbac::new(RbacAction::Deny)),
@@ -1026,7 +1032,7 @@ async fn a_missing_route_configuration_still_lets_the_server_serve_and_fails_its
     let (socket, name) = socket([127, 0, 59, 1]).await;
     let address = socket.local_addr().unwrap();
     let (app, control) = app();
-    let server = serve(&mesh, socket, app);
+    let server = serve(&mesh, socket, app).await;
     let inbound = listener(
         &name,
         address,
@@ -1066,7 +1072,11 @@ async fn any_tower_http_service_can_be_served() {
             );
         Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(peer))))
     });
-    let server = mesh.server().serve_with_listener(socket, service).unwrap();
+    let server = mesh
+        .server()
+        .serve_with_listener(socket, service)
+        .await
+        .unwrap();
     publish(
         &control_plane,
         "1",

@@ -232,6 +232,7 @@ async fn run(flags: Flags) -> Result<(), String> {
             .server()
             .on_serving_state(|state| eprintln!("xds-interop-server: test port {state}"))
             .serve_with_listener(listener, Routes::new(test))
+            .await
             .map_err(|error| error.to_string())?;
         let maintenance = bind(flags.maintenance_port).await?;
         let maintenance_address = maintenance

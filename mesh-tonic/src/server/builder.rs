@@ -90,15 +90,15 @@ impl ServerBuilder {
         let listener = TcpListener::bind(address)
             .await
             .map_err(|source| ServerError::Bind { address, source })?;
-        self.serve_with_listener(listener, service)
+        self.serve_with_listener(listener, service).await
     }
 
-    /// [`serve`](Self::serve) on a socket already bound; the Listener name uses its local address. May be called
-    /// outside the runtime the mesh was built in; the server's tasks run there.
+    /// [`serve`](Self::serve) on a socket already bound; the Listener name uses its local address. The server's
+    /// tasks run on the runtime the mesh was built in.
     ///
     /// # Errors
     /// As [`serve`](Self::serve), except binding.
-    pub fn serve_with_listener<S, B>(
+    pub async fn serve_with_listener<S, B>(
         self,
         listener: TcpListener,
         service: S,
@@ -134,6 +134,10 @@ impl ServerBuilder {
             state,
         });
         if let Some(reporter) = self.health {
+            // tonic-health starts the overall status at SERVING: correct it before anyone can ask.
+            reporter
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             runtime.spawn(report_health(reporter, state_rx.clone()));
         }
         let follower = Follower::new(
