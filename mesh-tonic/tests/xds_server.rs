@@ -497,13 +497,22 @@ async fn serves_only_while_its_listener_exists_and_health_follows() {
     };
     assert!(reason.contains("does not exist"), "{reason}");
     assert_eq!(next_health().await, Health::NotServing);
+    // New connections are closed at once; nothing reaches the application through them.
     let before = control.requests();
-    assert_refused(hello(&client, false).await);
+    assert_refused(hello(&channel(address, None), false).await);
     assert_eq!(
         control.requests(),
         before,
-        "no request reaches the application while not serving"
+        "a new connection is refused while not serving"
     );
+    // The open connection was sent GOAWAY (A36 lets a call that raced it finish under the old configuration): once
+    // the client has left it, its calls fail too.
+    tokio::time::timeout(PATIENCE, async {
+        while hello(&client, false).await.is_ok() {}
+    })
+    .await
+    .expect("the open connection is drained");
+    assert_refused(hello(&client, false).await);
 
     // It comes back: serving again.
     publish(
