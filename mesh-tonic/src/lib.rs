@@ -12,6 +12,10 @@
 //!   addresses, without xDS.
 //! - [`Mesh::http_client`]: the same channel for services that are not gRPC (`http::Request<B>` in, `http::Response`
 //!   out).
+//! - [`Mesh::server`]: an xDS-enabled server (gRFC A36) for a tonic service: it serves only under the control
+//!   plane's server Listener, picks a filter chain per connection, checks each request against the chain's routes,
+//!   drains connections on Listener changes and reports serving / not-serving (callback, watch, gRPC health). See
+//!   [`server`].
 //! - [`Mesh::config_dump`] and [`Mesh::csds_service`]: what the xDS client holds (gRFC A40).
 //! - [`testing`]: a hand-written `helloworld.Greeter` client, server and runnable replica, for demos and tests.
 //! - [`interop`]: gRPC's xDS interop test services, server and client (the `xds-interop-server` and
@@ -31,8 +35,9 @@
 //! # }
 //! ```
 //!
-//! Not here yet: the xDS-enabled server (gRFC A36), TLS from certificate providers on channels (gRFC A29; a cluster
-//! with TLS fails its calls with a clear reason). Not for: protocol or balancing logic; this crate is glue over
+//! Not here yet: TLS from certificate providers (gRFC A29) on channels (a cluster with TLS fails its calls with a
+//! clear reason) and on xDS-enabled servers (a filter chain with TLS has its connections closed, never served in
+//! plaintext); RBAC evaluation on servers (gRFC A41; a request reaching an RBAC filter is denied). Not for: protocol or balancing logic; this crate is glue over
 //! `mesh-xds-client` and `mesh-tower`.
 
 mod builder;
@@ -42,6 +47,7 @@ mod error;
 mod gate;
 pub mod interop;
 mod mesh;
+pub mod server;
 mod target;
 pub mod testing;
 
@@ -51,3 +57,4 @@ pub use direct::DEFAULT_DNS_REFRESH;
 pub use error::{ChannelError, MeshError};
 pub use mesh::Mesh;
 pub use mesh_tower::{MeshOptions, ReconnectBackoff, ResponseBody};
+pub use server::{ServerBuilder, ServerError, ServingState, XdsServer};

@@ -132,6 +132,11 @@ impl Mesh {
         })))
     }
 
+    /// An xDS-enabled server (gRFC A36) configured by this mesh's control plane; see [`crate::server`].
+    pub fn server(&self) -> crate::server::ServerBuilder {
+        crate::server::ServerBuilder::new(self.clone())
+    }
+
     /// The xDS client, when the mesh has one.
     #[must_use]
     pub fn xds_client(&self) -> Option<&XdsClient> {

@@ -1,18 +1,26 @@
 //! `xds-interop-server`: gRPC's xDS interop test server (../shared/XDS-FEATURES.md, "The interop contract";
-//! grpc/grpc `doc/xds-test-descriptions.md`), in plain (non-xDS) mode.
+//! grpc/grpc `doc/xds-test-descriptions.md`).
 //!
 //! Serves `grpc.testing.TestService` on `--port`, and `grpc.testing.XdsUpdateHealthService` with
 //! `grpc.health.v1.Health` on `--maintenance_port` (on `--port` too when the two are the same). Prints
-//! `listening test=ADDR maintenance=ADDR` on stdout once bound. The xDS-enabled server (`--secure_mode=true`,
-//! gRFC A36) is not here yet and is refused.
+//! `listening test=ADDR maintenance=ADDR` on stdout once bound.
+//!
+//! With `--secure_mode=true`, as grpc-go's interop server does, the test port is an xDS-enabled server (gRFC A36,
+//! [`mesh_tonic::server`]) configured by the control plane named in `GRPC_XDS_BOOTSTRAP` /
+//! `GRPC_XDS_BOOTSTRAP_CONFIG` (which must have `server_listener_resource_name_template`); it serves only under its
+//! server Listener. The maintenance port stays plain, must differ from `--port`, and also serves CSDS. Filter
+//! chains requiring TLS have their connections closed until the TLS layer lands (never served in plaintext).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line tool reports on stdout and stderr
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
+use mesh_tonic::Mesh;
 use mesh_tonic::interop::{TestServiceServer, XdsUpdateHealthServer};
+use mesh_xds_client::csds::CsdsService;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
@@ -23,7 +31,8 @@ usage: xds-interop-server [flags]
   --server_id=ID         server id in UnaryCall responses (default: the hostname)
   --hostname=NAME        hostname in responses and the `hostname` header (default: --server_id, else the
                          machine's hostname)
-  --secure_mode[=BOOL]   xDS-enabled server with xDS credentials (only `false` is supported yet)
+  --secure_mode[=BOOL]   serve --port as an xDS-enabled server (gRFC A36) under the bootstrap in
+                         GRPC_XDS_BOOTSTRAP / GRPC_XDS_BOOTSTRAP_CONFIG (default false)
   --bind_address=IP      address to listen on (default 0.0.0.0)
   --address_type=TYPE    accepted and ignored
   --enable_csm_observability[=BOOL]  accepted and ignored
@@ -39,6 +48,7 @@ struct Flags {
     server_id: String,
     hostname: String,
     bind_address: IpAddr,
+    secure_mode: bool,
     notes: Vec<String>,
 }
 
@@ -80,6 +90,7 @@ fn parse(
     let mut server_id = None;
     let mut hostname = None;
     let mut bind_address = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let mut secure_mode = false;
     let mut notes = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -97,19 +108,18 @@ fn parse(
         match name {
             "secure_mode" | "enable_csm_observability" => {
                 let on = parse_bool(name, inline.as_deref())?;
-                if name == "secure_mode" && on {
-                    return Err(UsageError(
-                        "--secure_mode=true: the xDS-enabled server (gRFC A36) is not supported yet; \
-                         run with --secure_mode=false"
-                            .to_owned(),
-                    ));
+                if name == "secure_mode" {
+                    secure_mode = on;
                 }
                 if name == "enable_csm_observability" && on {
                     notes.push("--enable_csm_observability is ignored".to_owned());
                 }
                 continue;
             }
-            "nosecure_mode" if inline.is_none() => continue,
+            "nosecure_mode" if inline.is_none() => {
+                secure_mode = false;
+                continue;
+            }
             "port" | "maintenance_port" | "server_id" | "hostname" | "bind_address"
             | "address_type" => {}
             _ => return Err(UsageError(format!("unknown flag --{name}"))),
@@ -150,12 +160,20 @@ fn parse(
             "--hostname: {hostname:?} is not a valid header value"
         )));
     }
+    let maintenance_port = maintenance_port.unwrap_or(port);
+    // grpc-go: the maintenance server stays outside the control plane's reach, so it needs its own port.
+    if secure_mode && maintenance_port == port && port != 0 {
+        return Err(UsageError(
+            "--secure_mode=true: --maintenance_port must differ from --port".to_owned(),
+        ));
+    }
     Ok(Parsed::Run(Flags {
         port,
-        maintenance_port: maintenance_port.unwrap_or(port),
+        maintenance_port,
         server_id: server_id.unwrap_or_else(|| hostname.clone()),
         hostname,
         bind_address,
+        secure_mode,
         notes,
     }))
 }
@@ -203,6 +221,34 @@ async fn run(flags: Flags) -> Result<(), String> {
     let listener = bind(flags.port).await?;
     let test_address = listener.local_addr().map_err(|error| error.to_string())?;
     let incoming = |listener: TcpListener| TcpIncoming::from(listener).with_nodelay(Some(true));
+
+    if flags.secure_mode {
+        let mesh = Mesh::builder()
+            .bootstrap_from_env()
+            .build()
+            .await
+            .map_err(|error| error.to_string())?;
+        let server = mesh
+            .server()
+            .on_serving_state(|state| eprintln!("xds-interop-server: test port {state}"))
+            .serve_with_listener(listener, Routes::new(test))
+            .await
+            .map_err(|error| error.to_string())?;
+        let maintenance = bind(flags.maintenance_port).await?;
+        let maintenance_address = maintenance
+            .local_addr()
+            .map_err(|error| error.to_string())?;
+        println!("listening test={test_address} maintenance={maintenance_address}");
+        let result = Server::builder()
+            .add_service(update_health)
+            .add_service(health)
+            .add_optional_service(mesh.csds_service().map(CsdsService::into_server))
+            .serve_with_incoming(incoming(maintenance))
+            .await
+            .map_err(|error| format!("maintenance server failed: {error}"));
+        server.shutdown().await;
+        return result;
+    }
 
     if flags.maintenance_port == flags.port {
         println!("listening test={test_address} maintenance={test_address}");
@@ -291,6 +337,23 @@ mod tests {
             ("machine", "machine")
         );
         assert_eq!(flags.bind_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert!(!flags.secure_mode);
+    }
+
+    #[test]
+    fn secure_mode_needs_its_own_maintenance_port() {
+        let flags = run_flags(&["--secure_mode=true", "--port=1", "--maintenance_port=2"]).unwrap();
+        assert!(flags.secure_mode);
+        assert!(
+            run_flags(&["--secure_mode", "--port=0"])
+                .unwrap()
+                .secure_mode
+        );
+        assert!(
+            !run_flags(&["--secure_mode", "--nosecure_mode", "--port=3"])
+                .unwrap()
+                .secure_mode
+        );
     }
 
     #[test]
@@ -322,8 +385,7 @@ mod tests {
         for (args, flag) in [
             (&["--port=x"][..], "--port"),
             (&["--maintenance_port"][..], "--maintenance_port"),
-            (&["--secure_mode"][..], "--secure_mode"),
-            (&["--secure_mode=true"][..], "--secure_mode"),
+            (&["--secure_mode", "--port=5"][..], "--maintenance_port"),
             (&["--secure_mode=maybe"][..], "--secure_mode"),
             (&["--bind_address=nowhere"][..], "--bind_address"),
             (&["--colour=red"][..], "--colour"),
