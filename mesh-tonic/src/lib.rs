@@ -13,9 +13,9 @@
 //! - [`Mesh::http_client`]: the same channel for services that are not gRPC (`http::Request<B>` in, `http::Response`
 //!   out).
 //! - [`Mesh::server`]: an xDS-enabled server (gRFC A36) for a tonic service: it serves only under the control
-//!   plane's server Listener, picks a filter chain per connection, checks each request against the chain's routes,
-//!   drains connections on Listener changes and reports serving / not-serving (callback, watch, gRPC health). See
-//!   [`server`].
+//!   plane's server Listener, picks a filter chain per connection, checks each request against the chain's routes
+//!   and RBAC policies (gRFC A41), drains connections on Listener changes and reports serving / not-serving
+//!   (callback, watch, gRPC health). See [`server`].
 //! - [`Mesh::config_dump`] and [`Mesh::csds_service`]: what the xDS client holds (gRFC A40).
 //! - [`testing`]: a hand-written `helloworld.Greeter` client, server and runnable replica, for demos and tests.
 //! - [`interop`]: gRPC's xDS interop test services, server and client (the `xds-interop-server` and
@@ -37,8 +37,7 @@
 //!
 //! Not here yet: TLS from certificate providers (gRFC A29) on channels (a cluster with TLS fails its calls with a
 //! clear reason) and on xDS-enabled servers (a filter chain with TLS has its connections closed, never served in
-//! plaintext); RBAC evaluation on servers (gRFC A41; a request reaching an RBAC filter is denied). Not for: protocol or balancing logic; this crate is glue over
-//! `mesh-xds-client` and `mesh-tower`.
+//! plaintext). Not for: protocol or balancing logic; this crate is glue over `mesh-xds-client` and `mesh-tower`.
 
 mod builder;
 mod channel;

@@ -21,8 +21,8 @@ use mesh_core::peer::ConnectionInfo;
 use mesh_tonic::{Mesh, ServingState};
 use mesh_xds_client::bootstrap::{Bootstrap, ChannelCreds};
 use mesh_xds_server::mesh::{
-    DEFAULT_SERVER_LISTENER_NAME_TEMPLATE, DownstreamTls, MeshConfig, Rbac, RbacAction,
-    ServerListener,
+    Authenticated, DEFAULT_SERVER_LISTENER_NAME_TEMPLATE, DownstreamTls, MeshConfig, Permission,
+    Principal, Rbac, RbacAction, RbacPolicy, ServerListener, StringMatch,
 };
 use server_support::*;
 use tokio::net::TcpListener;
@@ -465,30 +465,70 @@ async fn a_chain_requiring_tls_never_serves_plaintext() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_rbac_filter_fails_closed_until_rbac_evaluation_is_available() {
+async fn rbac_from_the_listener_decides_each_call_and_follows_updates() {
     let control_plane = control_plane().await;
     let mesh = mesh(&control_plane).await;
     let (socket, _) = socket([127, 0, 58, 1]).await;
     let address = socket.local_addr().unwrap();
     let (app, control) = app();
     let server = serve(&mesh, socket, app).await;
-    // DENY with no policies would let everything through, were it evaluated.
-    let config = MeshConfig::new().with_server(
-        ServerListener::new(address.to_string()).with_rbac(Rbac::new(RbacAction::Deny)),
-    );
+    let channel = channel(address, None);
+
+    // ALLOW only SayHello on this port; plaintext peers are not authenticated, so a policy naming a principal
+    // never admits them.
+    let allow = Rbac::new(RbacAction::Allow)
+        .with_policy(RbacPolicy::new(
+            "say-hello",
+            vec![Permission::Path(StringMatch::exact(
+                "/helloworld.Greeter/SayHello",
+            ))],
+            vec![Principal::Any],
+        ))
+        .with_policy(RbacPolicy::new(
+            "admins-only",
+            vec![Permission::Any],
+            vec![Principal::Authenticated(Authenticated::default())],
+        ));
+    let config = MeshConfig::new()
+        .with_server(ServerListener::new(address.to_string()).with_rbac(allow.clone()));
     control_plane.set_config(None, &config).unwrap();
     wait_for_state(&server, true).await;
-    let denied = hello(&channel(address, None), false)
+    hello(&channel, false).await.expect("SayHello is allowed");
+    let other = call_path(&channel, "/helloworld.Greeter/Other")
         .await
-        .expect_err("denied");
-    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
-    assert!(
-        denied
-            .message()
-            .contains("RBAC evaluation is not available"),
-        "{denied:?}"
+        .expect_err("a path no policy admits is denied");
+    assert_eq!(other.code(), Code::PermissionDenied, "{other:?}");
+    assert_eq!(
+        control.requests(),
+        1,
+        "the denied call never reached the handler"
     );
-    assert_eq!(control.requests(), 0);
+
+    // An update to DENY the same path applies to new calls.
+    let deny = Rbac::new(RbacAction::Deny).with_policy(RbacPolicy::new(
+        "no-hello",
+        vec![Permission::Path(StringMatch::prefix(
+            "/helloworld.Greeter/Say",
+        ))],
+        vec![Principal::Any],
+    ));
+    let config =
+        MeshConfig::new().with_server(ServerListener::new(address.to_string()).with_rbac(deny));
+    control_plane.set_config(None, &config).unwrap();
+    let denied = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match hello(&channel, false).await {
+                Err(status) if status.code() == Code::PermissionDenied => break status,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await
+    .expect("the DENY policy takes over");
+    assert_eq!(denied.message(), mesh_tower::authz::DENIED_MESSAGE);
+    let before = control.requests();
+    assert!(hello(&channel, false).await.is_err());
+    assert_eq!(control.requests(), before);
     server.shutdown().await;
     control_plane.shutdown().await.unwrap();
 }

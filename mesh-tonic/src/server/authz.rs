@@ -1,28 +1,37 @@
-//! The authorization seam of the xDS-enabled server: the HTTP RBAC filter (gRFC A41) in a filter chain's
-//! `HttpConnectionManager`.
+//! Authorization on the xDS-enabled server: the HTTP RBAC filters (gRFC A41) of a filter chain's
+//! `HttpConnectionManager`, evaluated by mesh-core's engine through mesh-tower's [`authorize`], which also writes the
+//! audit events (gRFC A59, `tracing` target [`mesh_tower::authz::AUDIT_TARGET`]).
 //!
-//! Not solved yet: this build has no RBAC engine, so [`check`] denies every request that reaches an RBAC filter
-//! with PERMISSION_DENIED and a message saying so: an authorization policy the server cannot evaluate never lets a
-//! request through. When the engine lands, [`check`] evaluates `rules` against the request's headers and path and the
-//! connection's [`ConnectionInfo`] (addresses, peer certificate); its callers do not change.
+//! The RBAC filters before the router form one [`RbacChain`], built once per filter chain when the Listener arrives;
+//! filters after the router are never reached (Envoy). A filter with no rules of its own enforces nothing. Not
+//! applied: `RBACPerRoute` overrides (the xDS client rejects those that are not optional).
 
+use mesh_core::listener::{HttpFilter, HttpFilterConfig};
 use mesh_core::peer::ConnectionInfo;
-use mesh_core::rbac::Rbac;
+use mesh_core::rbac::RbacChain;
+use mesh_tower::authz::{DENIED_MESSAGE, authorize};
 
-/// Whether the RBAC filter named `filter`, with `rules` (`None`: the filter has no rules of its own), lets the
-/// request through.
+/// The RBAC chain of `filters`: their RBAC filters up to the router.
+pub(crate) fn chain_of(filters: &[HttpFilter]) -> RbacChain {
+    let end = filters
+        .iter()
+        .position(|filter| matches!(filter.config, HttpFilterConfig::Router))
+        .unwrap_or(filters.len());
+    RbacChain::from_http_filters(filters.get(..end).unwrap_or(filters))
+}
+
+/// Whether `chain` lets `request` from `connection` through.
 ///
 /// # Errors
-/// The status to answer with: PERMISSION_DENIED in this build, always.
+/// PERMISSION_DENIED when a filter denies it.
 pub(crate) fn check<B>(
-    filter: &str,
-    rules: Option<&Rbac>,
+    chain: &RbacChain,
     request: &http::Request<B>,
     connection: &ConnectionInfo,
 ) -> Result<(), tonic::Status> {
-    let _ = (rules, request, connection);
-    Err(tonic::Status::permission_denied(format!(
-        "RBAC filter {filter:?}: RBAC evaluation is not available in this build of mesh-tonic, so the request is \
-         denied (fail closed)"
-    )))
+    if authorize(chain, request, Some(connection)) {
+        Ok(())
+    } else {
+        Err(tonic::Status::permission_denied(DENIED_MESSAGE))
+    }
 }

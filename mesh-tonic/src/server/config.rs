@@ -215,6 +215,7 @@ impl Follower {
             name: Arc::clone(&chain.name),
             tls: chain.tls.clone(),
             routes,
+            rbac: super::authz::chain_of(&chain.http.http_filters),
             filters: chain.http.http_filters.clone(),
         })
     }

@@ -43,9 +43,11 @@
 //! # }
 //! ```
 //!
-//! Not here yet: TLS from the chain's `DownstreamTlsContext` (gRFC A29) and RBAC evaluation (gRFC A41). Until they
-//! land, a connection whose chain requires TLS is closed with a logged error (never served in plaintext), and a
-//! request reaching an RBAC filter fails with PERMISSION_DENIED (fail closed). Not applied: `max_stream_duration`
+//! The RBAC filters before the router are evaluated per request (gRFC A41, with audit events per A59); a denied call
+//! gets PERMISSION_DENIED without reaching the application.
+//!
+//! Not here yet: TLS from the chain's `DownstreamTlsContext` (gRFC A29): until it lands, a connection whose chain
+//! requires TLS is closed with a logged error (never served in plaintext). Not applied: `max_stream_duration`
 //! (A36 does not ask servers for it). HTTP/2 only (gRPC).
 //!
 //! [`ConnectionInfo`]: mesh_core::peer::ConnectionInfo

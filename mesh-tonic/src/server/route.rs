@@ -4,8 +4,8 @@
 //! HTTP filters up to the router.
 //!
 //! A36: an RDS resource that is missing, NACKed without a previous good version or not yet loaded, no virtual host,
-//! no matching route, or a route whose action is not `non_forwarding_action` fail the RPC with UNAVAILABLE. An RBAC
-//! filter goes through the [authorization seam](super::authz). Not applied: route or connection-manager
+//! no matching route, or a route whose action is not `non_forwarding_action` fail the RPC with UNAVAILABLE. The RBAC
+//! filters before the router then decide (gRFC A41, [`super::authz`]); a denial is PERMISSION_DENIED. Not applied: route or connection-manager
 //! `max_stream_duration` (A36 does not ask servers to; A31 is client-side).
 
 use std::cell::Cell;
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use mesh_core::listener::{HttpFilter, HttpFilterConfig};
 use mesh_core::peer::ConnectionInfo;
+use mesh_core::rbac::RbacChain;
 use mesh_core::rng::{FastRng, RandomSource};
 use mesh_core::route::matching::GrpcHeaders;
 use mesh_core::route::{Action, RouteConfig};
@@ -58,6 +59,8 @@ pub(crate) struct ChainConfig {
     pub(crate) routes: ChainRoutes,
     /// The HTTP filters, in order.
     pub(crate) filters: Vec<HttpFilter>,
+    /// The RBAC filters before the router, ready to evaluate.
+    pub(crate) rbac: RbacChain,
 }
 
 /// How many routes of `routes` forward to a cluster: each fails its RPCs on a server (gRFC A36 "configuration error
@@ -121,9 +124,7 @@ impl ChainConfig {
         }
         for filter in &self.filters {
             match &filter.config {
-                HttpFilterConfig::Rbac(rules) => {
-                    authz::check(&filter.name, rules.as_ref(), request, connection)?;
-                }
+                HttpFilterConfig::Rbac(_) => {}
                 HttpFilterConfig::Router => break,
                 // Validation admits only the router and RBAC on servers (gRFC A39 server-side filters); anything else
                 // is not something this server can run, so it must not be skipped silently.
@@ -135,7 +136,7 @@ impl ChainConfig {
                 }
             }
         }
-        Ok(())
+        authz::check(&self.rbac, request, connection)
     }
 
     fn route<B>(&self, routes: &RouteConfig, request: &http::Request<B>) -> Result<(), Status> {
@@ -201,6 +202,7 @@ mod tests {
             name: "c".into(),
             tls: None,
             routes,
+            rbac: authz::chain_of(&filters),
             filters,
         }
     }
@@ -294,11 +296,19 @@ mod tests {
 
     #[test]
     fn rbac_before_the_router_denies_and_after_it_is_never_reached() {
-        let rbac = HttpFilter::new("authz", HttpFilterConfig::Rbac(None));
+        // ALLOW with no policies denies everything.
+        let rules = mesh_core::rbac::Rbac::new(mesh_core::rbac::RbacAction::Allow, Vec::new());
+        let rbac = HttpFilter::new("authz", HttpFilterConfig::Rbac(Some(rules)));
         let denying = chain(inline(), vec![rbac.clone(), HttpFilter::router()]);
         let status = check(&denying, "http://api.example/svc/Call").unwrap_err();
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
-        assert!(status.message().contains("\"authz\""), "{status:?}");
+        // A filter without rules of its own enforces nothing.
+        let no_rules = HttpFilter::new("authz", HttpFilterConfig::Rbac(None));
+        check(
+            &chain(inline(), vec![no_rules, HttpFilter::router()]),
+            "http://api.example/svc/Call",
+        )
+        .unwrap();
         // Routing failures come first: a request without a route is UNAVAILABLE, not PERMISSION_DENIED.
         unavailable(check(&denying, "http://api.example/other/Call"));
         let after_router = chain(inline(), vec![HttpFilter::router(), rbac]);

@@ -67,7 +67,7 @@ pub use audit::AUDIT_TARGET;
 pub use body::AuthorizationBody;
 pub use future::ResponseFuture;
 pub use layer::AuthorizationLayer;
-pub use service::{Authorization, DENIED_MESSAGE};
+pub use service::{Authorization, DENIED_MESSAGE, authorize};
 
 #[cfg(test)]
 mod tests;

@@ -71,7 +71,11 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if is_allowed(&self.policies.load(), &request) {
+        let connection = request
+            .extensions()
+            .get::<Arc<ConnectionInfo>>()
+            .map(|info| &**info);
+        if authorize(&self.policies.load(), &request, connection) {
             ResponseFuture::allowed(self.inner.call(request))
         } else {
             ResponseFuture::denied(status::is_grpc_request(request.headers()))
@@ -79,8 +83,14 @@ where
     }
 }
 
-/// Evaluates `chain` on `request`, writing audit events as the filters decide.
-fn is_allowed<B>(chain: &RbacChain, request: &Request<B>) -> bool {
+/// Evaluates `chain` on `request` from `connection` (`None`: unknown, so unauthenticated with unknown addresses),
+/// writing audit events (gRFC A59) as the filters decide; whether the request may go on. This is what
+/// [`Authorization`] runs per request, for servers that hold the connection facts themselves.
+pub fn authorize<B>(
+    chain: &RbacChain,
+    request: &Request<B>,
+    connection: Option<&ConnectionInfo>,
+) -> bool {
     if chain.is_empty() {
         return true;
     }
@@ -90,10 +100,6 @@ fn is_allowed<B>(chain: &RbacChain, request: &Request<B>) -> bool {
         .authority()
         .map(http::uri::Authority::as_str)
         .or_else(|| single_host(request.headers()));
-    let connection = request
-        .extensions()
-        .get::<Arc<ConnectionInfo>>()
-        .map(|info| &**info);
     let view = RbacRequest::new(request.method().as_str(), path_and_query, request.headers())
         .with_authority(authority)
         .with_connection(connection);
