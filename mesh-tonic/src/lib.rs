@@ -13,6 +13,9 @@
 //! - [`Mesh::http_client`]: the same channel for services that are not gRPC (`http::Request<B>` in, `http::Response`
 //!   out).
 //! - [`Mesh::config_dump`] and [`Mesh::csds_service`]: what the xDS client holds (gRFC A40).
+//! - [`telemetry`]: OpenTelemetry over OTLP ([`MeshBuilder::with_otlp`], [`MeshBuilder::telemetry_from_env`]):
+//!   gRPC's client metrics (gRFC A66/A78) and the mesh's counters, spans per call and per attempt, W3C
+//!   `traceparent` on every attempt.
 //! - [`testing`]: a hand-written `helloworld.Greeter` client, server and runnable replica, for demos and tests.
 //!
 //! ```no_run
@@ -41,6 +44,7 @@ mod gate;
 pub mod interop;
 mod mesh;
 mod target;
+pub mod telemetry;
 pub mod testing;
 
 pub use builder::{DEFAULT_WAIT_FOR_READY, MeshBuilder};
