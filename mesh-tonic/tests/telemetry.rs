@@ -391,3 +391,30 @@ async fn a_retried_call_is_one_trace_whose_attempts_carry_traceparent_to_the_ser
     );
     telemetry.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn telemetry_settings_without_a_collector_are_refused() {
+    let error = Mesh::builder()
+        .without_xds()
+        .service_name("frontend")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains(".with_otlp"),
+        "the error says what is missing: {error}"
+    );
+    let mesh = Mesh::builder().without_xds().build().await.unwrap();
+    assert!(mesh.telemetry().is_none(), "no telemetry unless asked for");
+}
+
+#[tokio::test]
+async fn a_malformed_collector_endpoint_fails_the_build_naming_it() {
+    let error = Mesh::builder()
+        .without_xds()
+        .with_otlp("not a uri")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not a uri"), "{error}");
+}

@@ -138,7 +138,9 @@ pub trait Metrics: Send + Sync + 'static {
         let _ = (cluster, outcome, duration);
     }
 
-    /// An attempt got response headers or failed, after `duration`. `outcome` is `None` for transport failures.
+    /// An attempt ended, after `duration`: with its response headers, or, for a gRPC response whose status comes
+    /// in trailers (the attempt the call kept), when the call's stream ends; or it failed. `outcome` is `None` for
+    /// transport failures.
     fn attempt_finished(
         &self,
         labels: &AttemptLabels<'_>,
