@@ -418,3 +418,63 @@ async fn a_malformed_collector_endpoint_fails_the_build_naming_it() {
         .unwrap_err();
     assert!(error.to_string().contains("not a uri"), "{error}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let server = flaky_server(Arc::clone(&seen)).await;
+    let region =
+        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
+    let xds = xds_server(single_cluster(vec![region])).await;
+    let mesh = Mesh::builder()
+        .xds_server(xds.local_addr().to_string())
+        .node_id(NODE)
+        .mesh_options(support::options())
+        .with_otlp(receiver.endpoint())
+        .trace_sampling_ratio(0.0)
+        .build()
+        .await
+        .unwrap();
+    let telemetry = mesh.telemetry().unwrap();
+    // This thread only (the runtime is single-threaded), so other tests' subscribers are not disturbed.
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(telemetry.tracing_layer()),
+    );
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    say_hello(&mut client).await;
+    telemetry.flush().await.unwrap();
+
+    assert!(
+        !receiver.spans().iter().any(|s| s.name() == METHOD),
+        "an unsampled call exports no span: {:?}",
+        receiver.spans()
+    );
+    // Both attempts still carried one trace id, flagged not sampled, so the server's decision follows the client's.
+    let seen = seen.lock().unwrap().clone();
+    let parents: Vec<Vec<&str>> = seen
+        .iter()
+        .map(|s| {
+            s.traceparent
+                .as_deref()
+                .unwrap_or_default()
+                .split('-')
+                .collect()
+        })
+        .collect();
+    let [first, second] = &parents[..] else {
+        panic!("two requests expected at the server: {seen:?}");
+    };
+    assert_eq!(first.len(), 4, "{seen:?}");
+    assert_eq!(first.get(1), second.get(1), "one trace: {seen:?}");
+    assert_ne!(
+        first.get(2),
+        second.get(2),
+        "one parent span per attempt: {seen:?}"
+    );
+    assert_eq!(first.get(3), Some(&"00"));
+    assert_eq!(second.get(3), Some(&"00"));
+    telemetry.shutdown().await.unwrap();
+}
