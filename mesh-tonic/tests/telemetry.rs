@@ -478,3 +478,45 @@ async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
     assert_eq!(second.get(3), Some(&"00"));
     telemetry.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_calls_are_labelled_other_so_paths_do_not_become_labels() {
+    use tower::ServiceExt;
+
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let server = flaky_server(Arc::new(Mutex::new(Vec::new()))).await;
+    let region =
+        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
+    let xds = xds_server(single_cluster(vec![region])).await;
+    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let client = mesh.http_client(TARGET).unwrap();
+    for item in 0..3 {
+        let request = Request::get(format!("/items/{item}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = client.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let telemetry = mesh.telemetry().unwrap();
+    telemetry.flush().await.unwrap();
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            metrics
+                .iter()
+                .any(|m| m.metric.name == "grpc.client.call.duration")
+        })
+        .await
+        .unwrap();
+    let calls = receiver.latest_metric("grpc.client.call.duration").unwrap();
+    let point = histogram_point(&calls);
+    assert_eq!(point.count, 3, "three paths, one series");
+    assert_eq!(
+        labels(&point.attributes),
+        owned(&[
+            ("grpc.method", "other"),
+            ("grpc.target", TARGET),
+            ("http.response.status_code", "200"),
+        ])
+    );
+    telemetry.shutdown().await.unwrap();
+}

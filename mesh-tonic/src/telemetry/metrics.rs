@@ -176,8 +176,12 @@ struct Shared {
 /// Cardinality stays bounded (A66): a channel cannot tell generated methods from generic ones, so the first
 /// [`DEFAULT_MAX_METHODS`] distinct gRPC methods are recorded as they are and later ones as `other`; paths that are
 /// not `/service/method` are `other`. `grpc.target` is the channel's canonical target, set per channel by
-/// [`Metrics::for_target`]. Not here yet: the `*_compressed_message_size` histograms, server metrics, xDS client
-/// metrics (A78), a target filter.
+/// [`Metrics::for_target`].
+///
+/// An attempt's duration ends with its status: at the response headers, or, when the status comes in trailers,
+/// at the end of the call's stream. Attempts that end before an endpoint is picked (no endpoint, or refused by the
+/// circuit breaker) are counted in `grpc.client.attempt.started` but have no duration. Not here yet: the
+/// `*_compressed_message_size` histograms, server metrics, xDS client metrics (A78), a target filter.
 #[derive(Clone)]
 pub struct OtelMetrics {
     shared: Arc<Shared>,
