@@ -173,6 +173,11 @@ impl MeshBuilder {
     /// with its field, e.g. `xds_servers: must be non-empty`), an xDS client that cannot start.
     pub async fn build(self) -> Result<Mesh, MeshError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| MeshError::NoRuntime)?;
+        let telemetry = start_telemetry(self.telemetry, self.telemetry_settings)?;
+        let client_options = match &telemetry {
+            Some(telemetry) => self.client_options.with_metrics(telemetry.xds_metrics()),
+            None => self.client_options,
+        };
         let client = if self.xds {
             let bootstrap = match (self.source, self.parts) {
                 (Some(_), Some(_)) => {
@@ -186,10 +191,7 @@ impl MeshBuilder {
                 (None, Some(parts)) => parts.build()?,
                 (None, None) => return Err(MeshError::NoBootstrap),
             };
-            Some(XdsClient::start_with_options(
-                bootstrap,
-                self.client_options,
-            )?)
+            Some(XdsClient::start_with_options(bootstrap, client_options)?)
         } else {
             if self.source.is_some() || self.parts.is_some() {
                 return Err(MeshError::Conflict(
@@ -198,7 +200,6 @@ impl MeshBuilder {
             }
             None
         };
-        let telemetry = start_telemetry(self.telemetry, self.telemetry_settings)?;
         let mut options = self
             .mesh_options
             .with_initial_config_timeout(request_wait(self.wait_for_ready));

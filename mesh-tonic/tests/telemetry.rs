@@ -194,6 +194,50 @@ async fn calls_are_measured_with_grpc_metric_names_units_and_labels() {
             ("grpc.status", "OK"),
         ])
     );
+
+    // gRFC A78: the xDS client counts the valid resources each server sent, by type.
+    let updates = receiver
+        .latest_metric("grpc.xds_client.resource_updates_valid")
+        .unwrap();
+    assert_eq!(updates.metric.unit, "{resource}");
+    let Some(Data::Sum(sum)) = &updates.metric.data else {
+        panic!("resource_updates_valid is not a sum");
+    };
+    let by_type: Vec<(Vec<(String, String)>, i64)> = sum
+        .data_points
+        .iter()
+        .map(|point| {
+            let value = match point.value {
+                Some(proto::metrics::v1::number_data_point::Value::AsInt(value)) => value,
+                _ => 0,
+            };
+            (labels(&point.attributes), value)
+        })
+        .collect();
+    let server = xds.local_addr().to_string();
+    for resource_type in [
+        "envoy.config.listener.v3.Listener",
+        "envoy.config.route.v3.RouteConfiguration",
+        "envoy.config.cluster.v3.Cluster",
+        "envoy.config.endpoint.v3.ClusterLoadAssignment",
+    ] {
+        let wanted = owned(&[
+            ("grpc.xds.server", server.as_str()),
+            ("grpc.xds.resource_type", resource_type),
+        ]);
+        assert!(
+            by_type
+                .iter()
+                .any(|(labels, value)| *labels == wanted && *value >= 1),
+            "no valid {resource_type} counted: {by_type:?}"
+        );
+    }
+    assert!(
+        receiver
+            .latest_metric("grpc.xds_client.resource_updates_invalid")
+            .is_none(),
+        "nothing invalid was sent"
+    );
     telemetry.shutdown().await.unwrap();
 }
 
@@ -519,4 +563,44 @@ async fn plain_http_calls_are_labelled_other_so_paths_do_not_become_labels() {
         ])
     );
     telemetry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_control_plane_counts_as_a_server_failure() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    // A port nothing listens on.
+    let nowhere = mesh_test_support::free_port([127, 0, 0, 1].into()).unwrap();
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], nowhere));
+    let mesh = Mesh::builder()
+        .xds_server(nowhere.to_string())
+        .node_id(NODE)
+        .with_otlp(receiver.endpoint())
+        // Periodic exports deliver the counter once the client has tried.
+        .metrics_export_interval(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let _channel = mesh.channel(TARGET).unwrap();
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            metrics
+                .iter()
+                .any(|m| m.metric.name == "grpc.xds_client.server_failure")
+        })
+        .await
+        .unwrap();
+    let failures = receiver
+        .latest_metric("grpc.xds_client.server_failure")
+        .unwrap();
+    assert_eq!(failures.metric.unit, "{failure}");
+    let (point, _) = sum_point(&failures);
+    assert_eq!(
+        labels(&point.attributes),
+        owned(&[("grpc.xds.server", nowhere.to_string().as_str())])
+    );
+    assert_eq!(
+        point.value,
+        Some(proto::metrics::v1::number_data_point::Value::AsInt(1))
+    );
+    mesh.telemetry().unwrap().shutdown().await.unwrap();
 }

@@ -181,7 +181,7 @@ struct Shared {
 /// An attempt's duration ends with its status: at the response headers, or, when the status comes in trailers,
 /// at the end of the call's stream. Attempts that end before an endpoint is picked (no endpoint, or refused by the
 /// circuit breaker) are counted in `grpc.client.attempt.started` but have no duration. Not here yet: the
-/// `*_compressed_message_size` histograms, server metrics, xDS client metrics (A78), a target filter.
+/// `*_compressed_message_size` histograms, server metrics, a target filter (xDS client metrics: [`OtelXdsMetrics`](super::OtelXdsMetrics)).
 #[derive(Clone)]
 pub struct OtelMetrics {
     shared: Arc<Shared>,

@@ -9,7 +9,8 @@
 //!
 //! - every channel records [`OtelMetrics`] (gRFC A66 `grpc.client.attempt.*` and `grpc.client.call.duration` with
 //!   `grpc.method`, `grpc.target`, `grpc.status`, A78's `grpc.lb.locality`, A89's `grpc.lb.backend_service`, and
-//!   the mesh's retry, retry-budget, circuit-breaker, outlier and fault counters);
+//!   the mesh's retry, retry-budget, circuit-breaker, outlier and fault counters), and the xDS client records
+//!   [`OtelXdsMetrics`] (A78: valid and invalid resource updates, server failures);
 //! - every attempt carries `traceparent` (and `tracestate`) from its span ([`W3cPropagator`]);
 //! - the request path's `tracing` spans (`mesh.request` per call, `mesh.attempt` per attempt, named and attributed
 //!   by the OpenTelemetry semantic conventions for RPC) become OpenTelemetry spans once the subscriber has
@@ -37,18 +38,20 @@
 //! ```
 //!
 //! Not here yet: server-side spans and `traceparent` extraction on xDS-enabled servers, gRFC A66's message-size
-//! histograms and server metrics, xDS client metrics (A78), a Prometheus endpoint. The OTLP exporter itself
+//! histograms and server metrics, A78's xDS client gauges, a Prometheus endpoint. The OTLP exporter itself
 //! (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, compression); the
 //! endpoint given here takes precedence over its endpoint variables.
 
 mod config;
 mod metrics;
 mod propagation;
+mod xds;
 
 use std::sync::Arc;
 
 use mesh_tower::MeshOptions;
 use mesh_tower::metrics::{Metrics, TracePropagator};
+use mesh_xds_client::client::XdsClientMetrics;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
@@ -64,6 +67,7 @@ use tracing_subscriber::registry::LookupSpan;
 pub use config::{DEFAULT_METRICS_INTERVAL, DEFAULT_SERVICE_NAME, Sampling, TelemetryConfig};
 pub use metrics::{DEFAULT_MAX_METHODS, OtelMetrics};
 pub use propagation::W3cPropagator;
+pub use xds::OtelXdsMetrics;
 
 /// The instrumentation scope of the mesh's meters and tracer.
 const SCOPE: &str = "mesh-tonic";
@@ -115,6 +119,7 @@ struct Inner {
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
     metrics: OtelMetrics,
+    xds_metrics: OtelXdsMetrics,
 }
 
 /// The mesh's OpenTelemetry pipelines; see the [module docs](self). Cheap to clone; clones share the pipelines,
@@ -184,6 +189,7 @@ impl Telemetry {
             inner: Arc::new(Inner {
                 config: config.clone(),
                 metrics: OtelMetrics::new(&meter),
+                xds_metrics: OtelXdsMetrics::new(&meter),
                 tracer_provider,
                 meter_provider,
             }),
@@ -200,6 +206,12 @@ impl Telemetry {
     #[must_use]
     pub fn metrics(&self) -> Arc<dyn Metrics> {
         Arc::new(self.inner.metrics.clone())
+    }
+
+    /// The xDS client's metrics (gRFC A78) over this telemetry's meter provider.
+    #[must_use]
+    pub fn xds_metrics(&self) -> Arc<dyn XdsClientMetrics> {
+        Arc::new(self.inner.xds_metrics.clone())
     }
 
     /// The W3C Trace Context propagator for attempts.
