@@ -122,8 +122,9 @@ struct Inner {
     xds_metrics: OtelXdsMetrics,
 }
 
-/// The mesh's OpenTelemetry pipelines; see the [module docs](self). Cheap to clone; clones share the pipelines,
-/// which export until [`shutdown`](Self::shutdown) (or until the last clone is dropped).
+/// The mesh's OpenTelemetry pipelines; see the [module docs](self). Cheap to clone; clones share the pipelines.
+/// Call [`shutdown`](Self::shutdown) before the process exits: spans and metrics are exported in batches, and a
+/// `tracing` subscriber holding the tracer keeps the pipelines alive, so the last batch goes out only then.
 #[derive(Clone)]
 pub struct Telemetry {
     inner: Arc<Inner>,
