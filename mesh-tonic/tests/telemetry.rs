@@ -85,6 +85,23 @@ fn sum_point(metric: &ReceivedMetric) -> (&proto::metrics::v1::NumberDataPoint, 
     (point, sum.is_monotonic)
 }
 
+/// `grpc.xds_client.connected` for xDS server `server`, in the latest export that has it.
+fn connected(receiver: &OtlpReceiver, server: &str) -> Option<i64> {
+    let gauge = receiver.latest_metric("grpc.xds_client.connected")?;
+    assert_eq!(gauge.metric.unit, "{bool}");
+    let Some(Data::Gauge(gauge)) = &gauge.metric.data else {
+        panic!("grpc.xds_client.connected is not a gauge");
+    };
+    gauge.data_points.iter().find_map(|point| {
+        (attribute(&point.attributes, "grpc.xds.server").as_deref() == Some(server)).then_some(
+            match point.value {
+                Some(proto::metrics::v1::number_data_point::Value::AsInt(value)) => value,
+                _ => -1,
+            },
+        )
+    })
+}
+
 fn labels(attributes: &[proto::common::v1::KeyValue]) -> Vec<(String, String)> {
     let mut labels: Vec<(String, String)> = attributes
         .iter()
@@ -237,6 +254,11 @@ async fn calls_are_measured_with_grpc_metric_names_units_and_labels() {
             .latest_metric("grpc.xds_client.resource_updates_invalid")
             .is_none(),
         "nothing invalid was sent"
+    );
+    assert_eq!(
+        connected(&receiver, &server),
+        Some(1),
+        "the ADS stream works"
     );
     telemetry.shutdown().await.unwrap();
 }
@@ -583,12 +605,16 @@ async fn an_unreachable_control_plane_counts_as_a_server_failure() {
     let _channel = mesh.channel(TARGET).unwrap();
     receiver
         .wait_for_metrics(PATIENCE, |metrics| {
-            metrics
-                .iter()
-                .any(|m| m.metric.name == "grpc.xds_client.server_failure")
+            [
+                "grpc.xds_client.server_failure",
+                "grpc.xds_client.connected",
+            ]
+            .iter()
+            .all(|name| metrics.iter().any(|m| m.metric.name == *name))
         })
         .await
         .unwrap();
+    assert_eq!(connected(&receiver, &nowhere.to_string()), Some(0));
     let failures = receiver
         .latest_metric("grpc.xds_client.server_failure")
         .unwrap();

@@ -10,7 +10,7 @@
 //! - every channel records [`OtelMetrics`] (gRFC A66 `grpc.client.attempt.*` and `grpc.client.call.duration` with
 //!   `grpc.method`, `grpc.target`, `grpc.status`, A78's `grpc.lb.locality`, A89's `grpc.lb.backend_service`, and
 //!   the mesh's retry, retry-budget, circuit-breaker, outlier and fault counters), and the xDS client records
-//!   [`OtelXdsMetrics`] (A78: valid and invalid resource updates, server failures);
+//!   [`OtelXdsMetrics`] (A78: valid and invalid resource updates, server failures and connectivity);
 //! - every attempt carries `traceparent` (and `tracestate`) from its span ([`W3cPropagator`]);
 //! - the request path's `tracing` spans (`mesh.request` per call, `mesh.attempt` per attempt, named and attributed
 //!   by the OpenTelemetry semantic conventions for RPC) become OpenTelemetry spans once the subscriber has
@@ -38,7 +38,7 @@
 //! ```
 //!
 //! Not here yet: server-side spans and `traceparent` extraction on xDS-enabled servers, gRFC A66's message-size
-//! histograms and server metrics, A78's xDS client gauges, a Prometheus endpoint. The OTLP exporter itself
+//! histograms and server metrics, A78's `grpc.xds_client.resources` gauge, a Prometheus endpoint. The OTLP exporter itself
 //! (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, compression); the
 //! endpoint given here takes precedence over its endpoint variables.
 

@@ -2,7 +2,7 @@
 //! methods all have empty defaults ([`NoXdsClientMetrics`] is the default), so this crate knows nothing of
 //! OpenTelemetry; `mesh-tonic` implements it over a meter.
 //!
-//! Not here: A78's gauges (`grpc.xds_client.connected`, `grpc.xds_client.resources`).
+//! Not here: A78's `grpc.xds_client.resources` gauge.
 
 /// What the xDS client reports. Implementations must be cheap and must not block: they run on the client's task.
 pub trait XdsClientMetrics: Send + Sync + 'static {
@@ -17,6 +17,12 @@ pub trait XdsClientMetrics: Send + Sync + 'static {
     /// arrived (gRFC A57). Counted once per transition, not per reconnection attempt.
     fn server_failure(&self, server: &str) {
         let _ = server;
+    }
+
+    /// `server`'s connectivity changed (gRFC A78's `grpc.xds_client.connected`): `true` when the first response
+    /// arrives on an ADS stream, `false` when the server fails as for [`server_failure`](Self::server_failure).
+    fn server_connected(&self, server: &str, connected: bool) {
+        let _ = (server, connected);
     }
 }
 

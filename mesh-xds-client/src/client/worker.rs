@@ -251,19 +251,25 @@ impl Worker {
                         && !*unhealthy
                     {
                         *unhealthy = true;
-                        self.metrics.server_failure(
-                            self.server_uris.get(server).map_or("", String::as_str),
-                        );
+                        let uri = self.server_uris.get(server).map_or("", String::as_str);
+                        self.metrics.server_failure(uri);
+                        self.metrics.server_connected(uri, false);
                     }
                     self.state.stream_failed(id, &detail, now);
                 }
             }
             Event::Stream(StreamEvent::Response(id, response)) => {
                 if let Some(handle) = self.streams.get_mut(&id) {
-                    handle.responded = true;
                     let server = id.server().0;
-                    if let Some(unhealthy) = self.unhealthy.get_mut(server) {
-                        *unhealthy = false;
+                    if !handle.responded {
+                        handle.responded = true;
+                        if let Some(unhealthy) = self.unhealthy.get_mut(server) {
+                            *unhealthy = false;
+                        }
+                        self.metrics.server_connected(
+                            self.server_uris.get(server).map_or("", String::as_str),
+                            true,
+                        );
                     }
                     match self.decode(&response) {
                         Some(decoded) => {
