@@ -13,6 +13,7 @@ use mesh_xds_client::client::{ClientOptions, XdsClient};
 
 use crate::error::MeshError;
 use crate::mesh::{Mesh, MeshInner};
+use crate::telemetry::{Sampling, Telemetry, TelemetryConfig};
 
 /// How long a channel waits for its target's first configuration before calls fail (see
 /// [`MeshBuilder::wait_for_ready`]).
@@ -30,7 +31,8 @@ enum Source {
 /// The bootstrap (gRFC A27: which xDS servers, who we are) comes from exactly one of:
 /// - [`bootstrap`](Self::bootstrap): a [`Bootstrap`] value (from a file, JSON or [`Bootstrap::builder`]);
 /// - [`bootstrap_from_env`](Self::bootstrap_from_env): `GRPC_XDS_BOOTSTRAP` (a file) or `GRPC_XDS_BOOTSTRAP_CONFIG`
-///   (JSON), as every gRPC implementation reads it; the only environment this crate reads;
+///   (JSON), as every gRPC implementation reads it (with [`telemetry_from_env`](Self::telemetry_from_env), the only
+///   environment this crate reads);
 /// - parts given here: [`xds_server`](Self::xds_server), [`node_id`](Self::node_id),
 ///   [`locality`](Self::locality), [`certificate_provider`](Self::certificate_provider), checked by the same rules
 ///   as a bootstrap file;
@@ -66,6 +68,8 @@ pub struct MeshBuilder {
     mesh_options: MeshOptions,
     wait_for_ready: Duration,
     client_options: ClientOptions,
+    telemetry: Option<TelemetrySource>,
+    telemetry_settings: TelemetrySettings,
 }
 
 impl Default for MeshBuilder {
@@ -77,6 +81,8 @@ impl Default for MeshBuilder {
             mesh_options: MeshOptions::default(),
             wait_for_ready: DEFAULT_WAIT_FOR_READY,
             client_options: ClientOptions::default(),
+            telemetry: None,
+            telemetry_settings: TelemetrySettings::default(),
         }
     }
 }
@@ -167,6 +173,11 @@ impl MeshBuilder {
     /// with its field, e.g. `xds_servers: must be non-empty`), an xDS client that cannot start.
     pub async fn build(self) -> Result<Mesh, MeshError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| MeshError::NoRuntime)?;
+        let telemetry = start_telemetry(self.telemetry, self.telemetry_settings)?;
+        let client_options = match &telemetry {
+            Some(telemetry) => self.client_options.with_metrics(telemetry.xds_metrics()),
+            None => self.client_options,
+        };
         let client = if self.xds {
             let bootstrap = match (self.source, self.parts) {
                 (Some(_), Some(_)) => {
@@ -180,10 +191,7 @@ impl MeshBuilder {
                 (None, Some(parts)) => parts.build()?,
                 (None, None) => return Err(MeshError::NoBootstrap),
             };
-            Some(XdsClient::start_with_options(
-                bootstrap,
-                self.client_options,
-            )?)
+            Some(XdsClient::start_with_options(bootstrap, client_options)?)
         } else {
             if self.source.is_some() || self.parts.is_some() {
                 return Err(MeshError::Conflict(
@@ -192,18 +200,78 @@ impl MeshBuilder {
             }
             None
         };
-        let options = self
+        let mut options = self
             .mesh_options
             .with_initial_config_timeout(request_wait(self.wait_for_ready));
+        if let Some(telemetry) = &telemetry {
+            options = telemetry.apply(options);
+        }
         Ok(Mesh {
             inner: Arc::new(MeshInner {
                 xds: client,
                 options,
                 wait_for_ready: self.wait_for_ready,
+                telemetry,
                 runtime,
                 channels: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    // Telemetry (issue #7): OpenTelemetry over OTLP; see the `telemetry` module.
+
+    /// Sends the mesh's metrics and spans to the OTLP/gRPC collector at `endpoint` (`http://host:4317`); see
+    /// [`crate::telemetry`]. The mesh's channels record gRPC's client metrics and put `traceparent` on every
+    /// attempt; the request path's spans are exported once the `tracing` subscriber has the telemetry's layer
+    /// ([`Mesh::telemetry`], then [`Telemetry::init_tracing`] or [`Telemetry::tracing_layer`]).
+    pub fn with_otlp(mut self, endpoint: impl Into<String>) -> Self {
+        self.telemetry = Some(TelemetrySource::Config(Box::new(TelemetryConfig::otlp(
+            endpoint,
+        ))));
+        self
+    }
+
+    /// Configures telemetry from the OpenTelemetry variables when building: `OTEL_EXPORTER_OTLP_ENDPOINT` (no
+    /// telemetry without it), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`,
+    /// `OTEL_TRACES_SAMPLER_ARG`, `OTEL_METRIC_EXPORT_INTERVAL` (see [`TelemetryConfig::from_vars`]). Settings
+    /// given here ([`service_name`](Self::service_name), ...) take precedence over the variables.
+    pub fn telemetry_from_env(mut self) -> Self {
+        self.telemetry = Some(TelemetrySource::Env);
+        self
+    }
+
+    /// Uses telemetry the application started itself ([`Telemetry::start`]), e.g. to share it between meshes.
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = Some(TelemetrySource::Ready(telemetry));
+        self
+    }
+
+    /// The `service.name` telemetry reports (with [`with_otlp`](Self::with_otlp) or
+    /// [`telemetry_from_env`](Self::telemetry_from_env)).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.telemetry_settings.service_name = Some(name.into());
+        self
+    }
+
+    /// Adds a resource attribute to telemetry (`deployment.environment`, `cloud.region`, ...).
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.telemetry_settings
+            .resource_attributes
+            .push((key.into(), value.into()));
+        self
+    }
+
+    /// The fraction of new traces to sample (clamped to 0..=1; default 1). Calls that arrive with a caller's
+    /// `traceparent` follow the caller's decision.
+    pub fn trace_sampling_ratio(mut self, ratio: f64) -> Self {
+        self.telemetry_settings.sampling = Some(Sampling::ParentBasedRatio(ratio.clamp(0.0, 1.0)));
+        self
+    }
+
+    /// How often metrics are exported (default [`DEFAULT_METRICS_INTERVAL`](crate::telemetry::DEFAULT_METRICS_INTERVAL)).
+    pub fn metrics_export_interval(mut self, interval: Duration) -> Self {
+        self.telemetry_settings.metrics_interval = Some(interval);
+        self
     }
 }
 
@@ -212,4 +280,77 @@ impl MeshBuilder {
 /// still waiting.
 pub(crate) fn request_wait(wait_for_ready: Duration) -> Duration {
     wait_for_ready.saturating_add(Duration::from_secs(1))
+}
+
+/// Where the mesh's telemetry comes from.
+#[derive(Debug)]
+enum TelemetrySource {
+    Config(Box<TelemetryConfig>),
+    Env,
+    Ready(Telemetry),
+}
+
+/// Telemetry settings given on the builder, applied over the configuration.
+#[derive(Debug, Default)]
+struct TelemetrySettings {
+    service_name: Option<String>,
+    resource_attributes: Vec<(String, String)>,
+    sampling: Option<Sampling>,
+    metrics_interval: Option<Duration>,
+}
+
+impl TelemetrySettings {
+    fn is_empty(&self) -> bool {
+        self.service_name.is_none()
+            && self.resource_attributes.is_empty()
+            && self.sampling.is_none()
+            && self.metrics_interval.is_none()
+    }
+
+    fn apply(self, mut config: TelemetryConfig) -> TelemetryConfig {
+        if let Some(name) = self.service_name {
+            config.service_name = Some(name);
+        }
+        config.resource_attributes.extend(self.resource_attributes);
+        if let Some(sampling) = self.sampling {
+            config.sampling = sampling;
+        }
+        if let Some(interval) = self.metrics_interval {
+            config.metrics_interval = interval;
+        }
+        config
+    }
+}
+
+/// The mesh's telemetry, started from the builder's source and settings.
+fn start_telemetry(
+    source: Option<TelemetrySource>,
+    settings: TelemetrySettings,
+) -> Result<Option<Telemetry>, MeshError> {
+    let config = match source {
+        None if settings.is_empty() => return Ok(None),
+        None => {
+            return Err(MeshError::Conflict(
+                "telemetry settings (.service_name, .resource_attribute, .trace_sampling_ratio, \
+                 .metrics_export_interval) were given without .with_otlp(..) or .telemetry_from_env()",
+            ));
+        }
+        Some(TelemetrySource::Ready(telemetry)) => {
+            if !settings.is_empty() {
+                return Err(MeshError::Conflict(
+                    "telemetry settings were given with .telemetry(..), which is already configured",
+                ));
+            }
+            return Ok(Some(telemetry));
+        }
+        Some(TelemetrySource::Config(config)) => *config,
+        // The one place this crate reads OpenTelemetry's variables: the explicit builder helper.
+        Some(TelemetrySource::Env) => {
+            match TelemetryConfig::from_vars(|name| std::env::var(name).ok())? {
+                Some(config) => config,
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(Some(Telemetry::start(&settings.apply(config))?))
 }

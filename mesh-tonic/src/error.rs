@@ -28,6 +28,10 @@ pub enum MeshError {
     /// `build` was called outside a tokio runtime.
     #[error("Mesh::builder().build() must be called inside a tokio runtime")]
     NoRuntime,
+    /// Telemetry could not be set up (an `OTEL_*` variable, the OTLP exporter), or its settings were given
+    /// without a collector.
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// A channel could not be made for a target.

@@ -17,6 +17,9 @@
 //!   and RBAC policies (gRFC A41), drains connections on Listener changes and reports serving / not-serving
 //!   (callback, watch, gRPC health). See [`server`].
 //! - [`Mesh::config_dump`] and [`Mesh::csds_service`]: what the xDS client holds (gRFC A40).
+//! - [`telemetry`]: OpenTelemetry over OTLP ([`MeshBuilder::with_otlp`], [`MeshBuilder::telemetry_from_env`]):
+//!   gRPC's client metrics (gRFC A66/A78) and the mesh's counters, spans per call and per attempt, W3C
+//!   `traceparent` on every attempt.
 //! - [`testing`]: a hand-written `helloworld.Greeter` client, server and runnable replica, for demos and tests.
 //! - [`interop`]: gRPC's xDS interop test services, server and client (the `xds-interop-server` and
 //!   `xds-interop-client` binaries), so gRPC's xDS interop test cases run against this mesh.
@@ -48,6 +51,7 @@ pub mod interop;
 mod mesh;
 pub mod server;
 mod target;
+pub mod telemetry;
 pub mod testing;
 
 pub use builder::{DEFAULT_WAIT_FOR_READY, MeshBuilder};

@@ -31,6 +31,7 @@ pub(crate) struct MeshInner {
     pub(crate) xds: Option<XdsClient>,
     pub(crate) options: MeshOptions,
     pub(crate) wait_for_ready: Duration,
+    pub(crate) telemetry: Option<crate::telemetry::Telemetry>,
     pub(crate) runtime: Handle,
     /// Live channels by canonical target, so that channels for one target share one request path.
     pub(crate) channels: Mutex<HashMap<String, Weak<ChannelShared>>>,
@@ -124,6 +125,7 @@ impl Mesh {
                 .collect::<Vec<_>>()
                 .join(",")
         );
+        let options = options.for_target(&label);
         let service = fixed_service(&label, &first.to_string(), &addresses, options)?;
         Ok(Channel::from_shared(Arc::new(ChannelShared {
             service,
@@ -170,6 +172,7 @@ impl Mesh {
     ) -> Result<ChannelShared, ChannelError> {
         let inner = &self.inner;
         let _runtime = inner.runtime.enter();
+        let options = inner.options.clone().for_target(&label);
         let (downstream, source) = watch::channel(None);
         let feeder = match target {
             Target::Xds { authority, name } => {
@@ -200,12 +203,7 @@ impl Mesh {
             Target::Dns { host, port } => {
                 if let Some(ip) = target.ip_literal() {
                     let address = SocketAddr::new(ip, *port);
-                    let service = fixed_service(
-                        &label,
-                        &address.to_string(),
-                        &[address],
-                        inner.options.clone(),
-                    )?;
+                    let service = fixed_service(&label, &address.to_string(), &[address], options)?;
                     return Ok(ChannelShared {
                         service,
                         target: label,
@@ -229,7 +227,7 @@ impl Mesh {
                 ))
             }
         };
-        let service = MeshService::from_source(source, inner.options.clone());
+        let service = MeshService::from_source(source, options);
         Ok(ChannelShared {
             service,
             target: label,

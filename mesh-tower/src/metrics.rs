@@ -4,13 +4,65 @@
 //! [`NoMetrics`] (the default) costs a virtual call per event and nothing else. The observability work implements
 //! the trait over OpenTelemetry (gRFC A66/A78 names: `grpc.client.attempt.*`, with cluster and locality labels).
 //!
-//! Not here: tracing spans (the request path emits them with `tracing` directly) and load reports.
+//! Calls and attempts are reported with their labels ([`CallLabels`], [`AttemptLabels`]: cluster, method,
+//! locality) through the `*_for` methods, whose defaults forward to the older cluster-only methods, so existing
+//! implementations keep working. A [`Metrics`] shared by several channels learns each channel's target through
+//! [`Metrics::for_target`].
+//!
+//! Not here: tracing spans (the request path emits them with `tracing` directly; [`TracePropagator`] carries their
+//! context on outgoing requests), message sizes (gRFC A66's `*_compressed_message_size`) and load reports.
 
 use std::time::Duration;
 
 use mesh_core::locality::Locality;
 
 use crate::status::Code;
+
+/// Labels of one call (request).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CallLabels<'a> {
+    /// The cluster the route chose (for a weighted or aggregate cluster, the top-level one).
+    pub cluster: &'a str,
+    /// The request's path: for gRPC, `/package.Service/Method`.
+    pub method: &'a str,
+    /// Whether this is a gRPC request.
+    pub grpc: bool,
+}
+
+impl<'a> CallLabels<'a> {
+    /// Labels for a call to `cluster` on `method` (the request path).
+    #[must_use]
+    pub const fn new(cluster: &'a str, method: &'a str, grpc: bool) -> Self {
+        Self {
+            cluster,
+            method,
+            grpc,
+        }
+    }
+}
+
+/// Labels of an attempt as it starts, before an endpoint is picked (gRFC A66 counts attempts there).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct AttemptStart<'a> {
+    /// The (leaf) cluster.
+    pub cluster: &'a str,
+    /// The request's path.
+    pub method: &'a str,
+    /// Whether this is a gRPC request.
+    pub grpc: bool,
+    /// 0 for the first attempt, then 1, 2, ...
+    pub attempt: u32,
+}
+
+/// Carries the trace context of the request path's spans on outgoing requests (W3C `traceparent`, ...). Set on
+/// [`MeshOptions`](crate::options::MeshOptions); called once per attempt, before it is sent.
+pub trait TracePropagator: Send + Sync + 'static {
+    /// Writes the context of `span` (the attempt's `mesh.attempt` span; it may be disabled, then the current span,
+    /// the request's `mesh.request`, is the one to use) into `headers`.
+    fn inject(&self, span: &tracing::Span, headers: &mut http::HeaderMap);
+}
 
 /// How a request or attempt ended: its HTTP status and, for gRPC, its gRPC status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +97,37 @@ pub struct AttemptLabels<'a> {
     pub endpoint: &'a str,
     /// 0 for the first attempt, then 1, 2, ...
     pub attempt: u32,
+    /// The request's path: for gRPC, `/package.Service/Method`.
+    pub method: &'a str,
+    /// Whether this is a gRPC request.
+    pub grpc: bool,
 }
 
 /// The request path's events. Implementations must be cheap and must not block: they run on request tasks.
 pub trait Metrics: Send + Sync + 'static {
+    /// The metrics of a channel to `target` (its canonical URI, e.g. `xds:///greeter`; gRFC A66's `grpc.target`),
+    /// when this implementation labels by target; `None` (the default) uses `self` for every target.
+    fn for_target(&self, target: &str) -> Option<std::sync::Arc<dyn Metrics>> {
+        let _ = target;
+        None
+    }
+
+    /// A call started. The default calls [`request_started`](Self::request_started).
+    fn call_started(&self, call: &CallLabels<'_>) {
+        self.request_started(call.cluster);
+    }
+
+    /// A call finished (at the end of its response stream, or with a local failure) after `duration`. The default
+    /// calls [`request_finished`](Self::request_finished).
+    fn call_finished(&self, call: &CallLabels<'_>, outcome: Outcome, duration: Duration) {
+        self.request_finished(call.cluster, outcome, duration);
+    }
+
+    /// An attempt started (after routing, before an endpoint is picked).
+    fn attempt_started(&self, attempt: &AttemptStart<'_>) {
+        let _ = attempt;
+    }
+
     /// A request started, routed to `cluster`.
     fn request_started(&self, cluster: &str) {
         let _ = cluster;
@@ -59,7 +138,9 @@ pub trait Metrics: Send + Sync + 'static {
         let _ = (cluster, outcome, duration);
     }
 
-    /// An attempt got response headers or failed, after `duration`. `outcome` is `None` for transport failures.
+    /// An attempt ended, after `duration`: with its response headers, or, for a gRPC response whose status comes
+    /// in trailers (the attempt the call kept), when the call's stream ends; or it failed. `outcome` is `None` for
+    /// transport failures.
     fn attempt_finished(
         &self,
         labels: &AttemptLabels<'_>,
@@ -95,8 +176,32 @@ pub trait Metrics: Send + Sync + 'static {
     }
 }
 
+/// Splits a gRPC path, `/package.Service/Method`, into service and method; `None` for any other shape.
+#[must_use]
+pub fn split_grpc_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
 /// Metrics that go nowhere: the default.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoMetrics;
 
 impl Metrics for NoMetrics {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_paths_split_into_service_and_method() {
+        assert_eq!(
+            split_grpc_path("/helloworld.Greeter/SayHello"),
+            Some(("helloworld.Greeter", "SayHello"))
+        );
+        for other in ["/", "", "/a", "//m", "/s/", "/a/b/c", "a/b"] {
+            assert_eq!(split_grpc_path(other), None, "{other:?}");
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mesh_core::route::RetryBudget;
 
-use crate::metrics::{Metrics, NoMetrics};
+use crate::metrics::{Metrics, NoMetrics, TracePropagator};
 
 /// Backoff between attempts to reconnect to an endpoint whose connection failed (gRPC's connection backoff,
 /// `grpc/doc/connection-backoff.md`).
@@ -90,6 +90,8 @@ pub struct MeshOptions {
     pub rng_seed: Option<u64>,
     /// Where counters and histograms go.
     pub metrics: Arc<dyn Metrics>,
+    /// What writes the trace context on each attempt's request (W3C `traceparent`); `None` writes nothing.
+    pub propagator: Option<Arc<dyn TracePropagator>>,
 }
 
 impl MeshOptions {
@@ -142,6 +144,23 @@ impl MeshOptions {
         self.metrics = metrics;
         self
     }
+
+    /// Sets what writes the trace context on each attempt's request.
+    #[must_use]
+    pub fn with_propagator(mut self, propagator: Arc<dyn TracePropagator>) -> Self {
+        self.propagator = Some(propagator);
+        self
+    }
+
+    /// These options for a channel to `target`: the metrics labelled with it when they label by target (see
+    /// [`Metrics::for_target`]).
+    #[must_use]
+    pub fn for_target(mut self, target: &str) -> Self {
+        if let Some(metrics) = self.metrics.for_target(target) {
+            self.metrics = metrics;
+        }
+        self
+    }
 }
 
 impl Default for MeshOptions {
@@ -154,6 +173,7 @@ impl Default for MeshOptions {
             default_retry_budget: RetryBudget::default(),
             rng_seed: None,
             metrics: Arc::new(NoMetrics),
+            propagator: None,
         }
     }
 }
@@ -167,6 +187,7 @@ impl fmt::Debug for MeshOptions {
             .field("keep_alive_timeout", &self.keep_alive_timeout)
             .field("default_retry_budget", &self.default_retry_budget)
             .field("rng_seed", &self.rng_seed)
+            .field("propagator", &self.propagator.is_some())
             .finish_non_exhaustive()
     }
 }

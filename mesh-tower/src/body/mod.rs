@@ -19,8 +19,8 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
 pub(crate) use replay::ReplayBody;
-pub(crate) use response::CallGuard;
 pub use response::ResponseBody;
+pub(crate) use response::{CallGuard, PendingAttempt, record_status};
 
 /// A boxed error, as bodies and the HTTP stack use them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

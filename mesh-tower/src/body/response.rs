@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use mesh_core::locality::Locality;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
@@ -23,13 +24,27 @@ use super::BoxError;
 use crate::cluster::OutcomeRecorder;
 use crate::error::MeshError;
 use crate::lb::{Permit, RequestGuard};
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::{AttemptLabels, CallLabels, Metrics, Outcome};
 use crate::status::{self, Code};
+
+/// The last attempt when its gRPC status is still to come (in trailers): its metrics and span are completed when
+/// the call ends, so that they carry the status and cover the whole stream (gRFC A66's attempt duration).
+#[derive(Debug)]
+pub(crate) struct PendingAttempt {
+    pub(crate) cluster: Arc<str>,
+    pub(crate) locality: Locality,
+    pub(crate) endpoint: Arc<str>,
+    pub(crate) number: u32,
+    pub(crate) started: Instant,
+    pub(crate) span: tracing::Span,
+}
 
 /// The end-of-call bookkeeping of one request: released when the response stream ends or is dropped.
 pub(crate) struct CallGuard {
     pub(crate) grpc: bool,
     pub(crate) cluster: Arc<str>,
+    /// The request's path (gRPC method), for metrics labels.
+    pub(crate) path: Option<http::uri::PathAndQuery>,
     pub(crate) metrics: Arc<dyn Metrics>,
     pub(crate) started: Instant,
     pub(crate) http_status: u16,
@@ -40,6 +55,10 @@ pub(crate) struct CallGuard {
     pub(crate) permit: Option<Permit>,
     pub(crate) outstanding: Option<crate::endpoint::Outstanding>,
     pub(crate) budget: Option<RequestGuard>,
+    /// The last attempt, when its status is still to come.
+    pub(crate) attempt: Option<PendingAttempt>,
+    /// The call's span, kept open until the stream ends.
+    pub(crate) span: tracing::Span,
     pub(crate) finished: bool,
 }
 
@@ -56,14 +75,46 @@ impl CallGuard {
             recorder.record(crate::lb::Outcome::from_grpc_code(code.as_u32()));
         }
         let grpc_status = if self.grpc { code } else { None };
-        self.metrics.request_finished(
-            &self.cluster,
+        let method = self
+            .path
+            .as_ref()
+            .map_or("/", http::uri::PathAndQuery::path);
+        if let Some(attempt) = self.attempt.take() {
+            record_status(&attempt.span, grpc_status);
+            let labels = AttemptLabels {
+                cluster: &attempt.cluster,
+                locality: &attempt.locality,
+                endpoint: &attempt.endpoint,
+                attempt: attempt.number,
+                method,
+                grpc: self.grpc,
+            };
+            self.metrics.attempt_finished(
+                &labels,
+                Some(Outcome::new(self.http_status, grpc_status)),
+                attempt.started.elapsed(),
+            );
+        }
+        record_status(&self.span, grpc_status);
+        self.span = tracing::Span::none();
+        self.metrics.call_finished(
+            &CallLabels::new(&self.cluster, method, self.grpc),
             Outcome::new(self.http_status, grpc_status),
             self.started.elapsed(),
         );
         self.permit = None;
         self.outstanding = None;
         self.budget = None;
+    }
+}
+
+/// Records a final gRPC status on a span (OpenTelemetry semantic conventions: not OK is an error).
+pub(crate) fn record_status(span: &tracing::Span, code: Option<Code>) {
+    if let Some(code) = code {
+        span.record("rpc.grpc.status_code", code.as_u32());
+        if code != Code::Ok {
+            span.record("otel.status_code", "error");
+        }
     }
 }
 

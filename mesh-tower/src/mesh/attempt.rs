@@ -10,12 +10,12 @@ use mesh_core::route::RetryOn;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::body::UpstreamBody;
+use crate::body::{PendingAttempt, UpstreamBody, record_status};
 use crate::cluster::{LeafCluster, OutcomeRecorder, PickContext, PickError, PickerTable};
 use crate::endpoint::{Endpoint, Outstanding, now};
 use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
-use crate::metrics::{AttemptLabels, Metrics, Outcome};
+use crate::metrics::{AttemptLabels, AttemptStart, Metrics, Outcome, split_grpc_path};
 use crate::retry;
 use crate::status::{self, Code};
 
@@ -28,6 +28,8 @@ pub(super) struct AttemptSpec<'a> {
     pub(super) retry_on: RetryOn,
     pub(super) per_try_timeout: Option<Duration>,
     pub(super) metrics: &'a dyn Metrics,
+    /// The request's path.
+    pub(super) method: &'a str,
 }
 
 /// What an attempt holds until its response stream ends.
@@ -37,6 +39,8 @@ pub(super) struct Held {
     pub(super) outstanding: Option<Outstanding>,
     /// Set when the gRPC status is still to come (in trailers) and outlier detection wants it.
     pub(super) recorder: Option<OutcomeRecorder>,
+    /// Set when the gRPC status is still to come: the attempt's metrics and span end with the call.
+    pub(super) attempt: Option<PendingAttempt>,
 }
 
 /// An attempt's result.
@@ -63,9 +67,15 @@ pub(super) async fn run(
     leaf: &Arc<LeafCluster>,
     table: &PickerTable,
     spec: &AttemptSpec<'_>,
-    request: Request<UpstreamBody>,
+    mut request: Request<UpstreamBody>,
     rng: &mut impl RandomSource,
 ) -> AttemptResult {
+    spec.metrics.attempt_started(&AttemptStart {
+        cluster: leaf.name(),
+        method: spec.method,
+        grpc: spec.grpc,
+        attempt: spec.number,
+    });
     let context = PickContext {
         hash: spec.hash,
         avoid: spec.avoid,
@@ -96,8 +106,18 @@ pub(super) async fn run(
         .as_ref()
         .and_then(|set| set.localities.get(picked.locality))
         .map_or(&default_locality, |l| &l.locality);
+    let rpc = split_grpc_path(spec.method).filter(|_| spec.grpc);
+    // The attempt is the RPC on the wire: a client span (OpenTelemetry semantic conventions for RPC), child of the
+    // call's span; its context is what the server sees in `traceparent`.
     let span = tracing::debug_span!(
         "mesh.attempt",
+        otel.name = rpc.map_or(request.method().as_str(), |_| spec.method.trim_start_matches('/')),
+        otel.kind = "client",
+        rpc.system = rpc.map(|_| "grpc"),
+        rpc.service = rpc.map(|(service, _)| service),
+        rpc.method = rpc.map(|(_, name)| name),
+        rpc.grpc.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
         attempt = spec.number,
         cluster = %leaf.name(),
         locality = %locality,
@@ -119,6 +139,9 @@ pub(super) async fn run(
             }
         }
     };
+    if let Some(propagator) = &leaf.runtime().options.propagator {
+        propagator.inject(&span, request.headers_mut());
+    }
     let outstanding = endpoint.start_request();
     let started = Instant::now();
     let sending = send(&endpoint, leaf.name(), request, pending);
@@ -142,11 +165,14 @@ pub(super) async fn run(
         locality,
         endpoint: endpoint.label(),
         attempt: spec.number,
+        method: spec.method,
+        grpc: spec.grpc,
     };
     let mut held = Held {
         permit: Some(permit),
         outstanding: Some(outstanding),
         recorder: None,
+        attempt: None,
     };
     let retryable = match &result {
         Ok(response) => {
@@ -160,8 +186,27 @@ pub(super) async fn run(
                 "status",
                 tracing::field::display(StatusLabel(http_status, code)),
             );
-            spec.metrics
-                .attempt_finished(&labels, Some(Outcome::new(http_status, code)), elapsed);
+            record_status(&span, code);
+            if http_status >= 400 {
+                span.record("otel.status_code", "error");
+            }
+            if spec.grpc && http_status == 200 && code.is_none() {
+                // The status comes in trailers: metrics and span are completed with the call (gRFC A66).
+                held.attempt = Some(PendingAttempt {
+                    cluster: Arc::clone(leaf.name()),
+                    locality: locality.clone(),
+                    endpoint: Arc::clone(endpoint.label()),
+                    number: spec.number,
+                    started,
+                    span: span.clone(),
+                });
+            } else {
+                spec.metrics.attempt_finished(
+                    &labels,
+                    Some(Outcome::new(http_status, code)),
+                    elapsed,
+                );
+            }
             // gRFC A50 / Envoy: the outcome is known now unless a gRPC status is still to come in trailers.
             match (spec.grpc, http_status, code) {
                 (true, 200, None) => held.recorder = recorder,
@@ -178,6 +223,7 @@ pub(super) async fn run(
         Err(error) => {
             endpoint.observe(elapsed, true);
             span.record("status", tracing::field::display(error));
+            span.record("otel.status_code", "error");
             spec.metrics.attempt_finished(&labels, None, elapsed);
             record(recorder, OutlierOutcome::connect_failure());
             match error {

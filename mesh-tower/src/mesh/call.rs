@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{Request, Response};
 use http_body::Body;
 use mesh_core::route::RetryPolicy;
@@ -21,7 +22,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{MeshError, TransportFailure};
 use crate::fault;
 use crate::lb::{RequestGuard, RetryGuard, retry_backoff};
-use crate::metrics::Outcome;
+use crate::metrics::{CallLabels, Outcome, split_grpc_path};
 use crate::router::{self, Decision};
 use crate::runtime::RequestRng;
 use crate::status;
@@ -64,13 +65,25 @@ pub(super) async fn handle(
     };
     let cluster = decision.target.name();
     let metrics = &shared.runtime.options.metrics;
-    metrics.request_started(cluster);
+    // A refcount bump at most (tonic's paths are static): the request itself moves on.
+    let path = request.uri().path_and_query().cloned();
+    let method = path.as_ref().map_or("/", PathAndQuery::path);
+    let labels = CallLabels::new(cluster, method, grpc);
+    metrics.call_started(&labels);
+    let rpc = split_grpc_path(method).filter(|_| grpc);
+    // OpenTelemetry semantic conventions for RPC spans: named `service/method`, `rpc.*` attributes.
     let span = tracing::info_span!(
         "mesh.request",
+        otel.name = rpc.map_or(request.method().as_str(), |_| method.trim_start_matches('/')),
+        rpc.system = rpc.map(|_| "grpc"),
+        rpc.service = rpc.map(|(service, _)| service),
+        rpc.method = rpc.map(|(_, name)| name),
         cluster = %cluster,
         route = decision.route.name.as_deref().unwrap_or(""),
         grpc,
         status = tracing::field::Empty,
+        rpc.grpc.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
     let deadline = decision.timeout.map(|timeout| (started + timeout, timeout));
     let exchange = Exchange {
@@ -78,6 +91,9 @@ pub(super) async fn handle(
         routing,
         decision: &decision,
         grpc,
+        span: &span,
+        path: path.as_ref(),
+        method,
         deadline,
         started,
     };
@@ -96,10 +112,14 @@ pub(super) async fn handle(
         }
         Err(error) => {
             span.record("status", tracing::field::display(&error));
+            span.record("otel.status_code", "error");
+            if grpc {
+                span.record("rpc.grpc.status_code", error.code().as_u32());
+            }
             tracing::debug!(parent: &span, %error, "request failed");
             let grpc_status = grpc.then(|| error.code());
-            metrics.request_finished(
-                cluster,
+            metrics.call_finished(
+                &labels,
                 Outcome::new(error.http_status().as_u16(), grpc_status),
                 started.elapsed(),
             );
@@ -186,6 +206,12 @@ struct Exchange<'a> {
     routing: &'a RoutingState,
     decision: &'a Decision<'a>,
     grpc: bool,
+    /// The call's span, kept open by the response stream.
+    span: &'a tracing::Span,
+    /// The request's path, kept for the end-of-call metrics.
+    path: Option<&'a PathAndQuery>,
+    /// The request's path.
+    method: &'a str,
     deadline: Option<(Instant, Duration)>,
     started: Instant,
 }
@@ -258,6 +284,7 @@ impl Exchange<'_> {
                 retry_on: policy.map_or(mesh_core::route::RetryOn::NONE, |p| p.retry_on),
                 per_try_timeout: policy.and_then(|p| p.per_try_timeout),
                 metrics,
+                method: self.method,
             };
             let attempt = attempt::run(leaf, &table, &spec, request, rng).await;
             if let Some(policy) =
@@ -316,6 +343,7 @@ impl Exchange<'_> {
         let guard = CallGuard {
             grpc: self.grpc,
             cluster: Arc::clone(self.decision.target.name()),
+            path: self.path.cloned(),
             metrics: Arc::clone(&self.shared.runtime.options.metrics),
             started: self.started,
             http_status: parts.status.as_u16(),
@@ -324,6 +352,8 @@ impl Exchange<'_> {
             permit: attempt.held.permit,
             outstanding: attempt.held.outstanding,
             budget,
+            attempt: attempt.held.attempt,
+            span: self.span.clone(),
             finished: false,
         };
         let body = ResponseBody::upstream(body, self.deadline, Some(guard));

@@ -28,10 +28,12 @@ use crate::resource::{Resource, ResourceKind};
 
 mod dns;
 mod dump;
+mod metrics;
 mod transport;
 mod worker;
 
 pub use dump::{ConfigDump, ResourceDump};
+pub use metrics::{NoXdsClientMetrics, XdsClientMetrics};
 pub(crate) use transport::node_proto;
 
 /// The client could not start.
@@ -59,19 +61,30 @@ pub enum ClientError {
 }
 
 /// Settings of the client beyond the bootstrap.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientOptions {
     /// How long a subscribed resource may go unanswered on a connected stream before it is reported as not existing
     /// (gRFC A57; default 15 s).
     pub resource_timeout: std::time::Duration,
+    /// Where the client's metrics go (gRFC A78); nowhere by default.
+    pub metrics: Arc<dyn XdsClientMetrics>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             resource_timeout: crate::protocol::DEFAULT_RESOURCE_TIMEOUT,
+            metrics: Arc::new(NoXdsClientMetrics),
         }
+    }
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("resource_timeout", &self.resource_timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,6 +93,13 @@ impl ClientOptions {
     #[must_use]
     pub fn with_resource_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.resource_timeout = timeout;
+        self
+    }
+
+    /// Sets where the client's metrics go.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn XdsClientMetrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 }
@@ -266,7 +286,7 @@ impl XdsClient {
         }
         let bootstrap = Arc::new(bootstrap);
         let (commands, rx) = mpsc::unbounded_channel();
-        let worker = worker::Worker::new(Arc::clone(&bootstrap), &options, rx)?;
+        let worker = worker::Worker::new(Arc::clone(&bootstrap), options, rx)?;
         runtime.spawn(worker.run());
         Ok(Self {
             inner: Arc::new(Inner {

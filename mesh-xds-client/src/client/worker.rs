@@ -47,6 +47,8 @@ struct StreamHandle {
     requests: mpsc::UnboundedSender<DiscoveryRequest>,
     task: JoinHandle<()>,
     node_sent: bool,
+    /// A response arrived on this stream (gRFC A57: a stream that fails before one marks its server unhealthy).
+    responded: bool,
 }
 
 #[derive(Default)]
@@ -86,17 +88,21 @@ pub(super) struct Worker {
     incoming_raw: HashMap<Key, Any>,
     /// Every accepted resource as received (for CSDS, gRFC A40).
     raw: HashMap<Key, Any>,
+    metrics: Arc<dyn super::XdsClientMetrics>,
+    /// Per server (bootstrap order): whether it is unhealthy, so each healthy-to-unhealthy change counts once.
+    unhealthy: Vec<bool>,
 }
 
 impl Worker {
     pub(super) fn new(
         bootstrap: Arc<Bootstrap>,
-        options: &super::ClientOptions,
+        options: super::ClientOptions,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<Self, ClientError> {
         let mut config = protocol_config(&bootstrap);
         config.resource_timeout = options.resource_timeout;
-        let server_uris = config.servers.iter().map(|s| s.uri.clone()).collect();
+        let server_uris: Vec<String> = config.servers.iter().map(|s| s.uri.clone()).collect();
+        let unhealthy = vec![false; server_uris.len()];
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x5eed, |d| d.as_secs() ^ u64::from(d.subsec_nanos()));
@@ -121,6 +127,8 @@ impl Worker {
             resolver: None,
             incoming_raw: HashMap::new(),
             raw: HashMap::new(),
+            metrics: options.metrics,
+            unhealthy,
         })
     }
 
@@ -236,13 +244,43 @@ impl Worker {
                 if let Some(handle) = self.streams.remove(&id) {
                     handle.task.abort();
                     tracing::info!(stream = %id, %detail, "xDS stream failed");
+                    // gRFC A78/A57: the server turns unhealthy when its stream fails before any response.
+                    let server = id.server().0;
+                    if !handle.responded
+                        && let Some(unhealthy) = self.unhealthy.get_mut(server)
+                        && !*unhealthy
+                    {
+                        *unhealthy = true;
+                        let uri = self.server_uris.get(server).map_or("", String::as_str);
+                        self.metrics.server_failure(uri);
+                        self.metrics.server_connected(uri, false);
+                    }
                     self.state.stream_failed(id, &detail, now);
                 }
             }
             Event::Stream(StreamEvent::Response(id, response)) => {
-                if self.streams.contains_key(&id) {
+                if let Some(handle) = self.streams.get_mut(&id) {
+                    let server = id.server().0;
+                    if !handle.responded {
+                        handle.responded = true;
+                        if let Some(unhealthy) = self.unhealthy.get_mut(server) {
+                            *unhealthy = false;
+                        }
+                        self.metrics.server_connected(
+                            self.server_uris.get(server).map_or("", String::as_str),
+                            true,
+                        );
+                    }
                     match self.decode(&response) {
                         Some(decoded) => {
+                            let valid = decoded.0.resources.iter().filter(|r| r.is_ok()).count();
+                            let invalid = decoded.0.resources.len() - valid;
+                            self.metrics.resource_updates(
+                                self.server_uris.get(server).map_or("", String::as_str),
+                                response.type_url.trim_start_matches("type.googleapis.com/"),
+                                u64::try_from(valid).unwrap_or(u64::MAX),
+                                u64::try_from(invalid).unwrap_or(u64::MAX),
+                            );
                             for (name, any) in decoded.1 {
                                 self.incoming_raw.insert((decoded.0.kind, name), any);
                             }
@@ -338,6 +376,7 @@ impl Worker {
                         requests,
                         task,
                         node_sent: false,
+                        responded: false,
                     },
                 ) {
                     old.task.abort();

@@ -1,0 +1,388 @@
+//! [`OtelMetrics`]: the request path's [`Metrics`] as OpenTelemetry instruments, with gRPC's names, units and
+//! labels (gRFC A66, the locality label of A78, the backend-service label of A89) plus the mesh's own counters.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mesh_core::locality::Locality;
+use mesh_tower::metrics::{
+    AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome, split_grpc_path,
+};
+use mesh_tower::status::Code;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::{Key, KeyValue, Value};
+
+/// How many distinct method names are recorded as they are before new ones are recorded as `other` (gRFC A66:
+/// bounded cardinality).
+pub const DEFAULT_MAX_METHODS: usize = 200;
+
+/// gRFC A66's latency buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 41] = [
+    0.0, 0.00001, 0.00005, 0.0001, 0.0003, 0.0006, 0.0008, 0.001, 0.002, 0.003, 0.004, 0.005,
+    0.006, 0.008, 0.01, 0.013, 0.016, 0.02, 0.025, 0.03, 0.04, 0.05, 0.065, 0.08, 0.1, 0.13, 0.16,
+    0.2, 0.25, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0,
+];
+
+const METHOD: Key = Key::from_static_str("grpc.method");
+const STATUS: Key = Key::from_static_str("grpc.status");
+const TARGET: Key = Key::from_static_str("grpc.target");
+const LOCALITY: Key = Key::from_static_str("grpc.lb.locality");
+const BACKEND_SERVICE: Key = Key::from_static_str("grpc.lb.backend_service");
+const HTTP_STATUS: Key = Key::from_static_str("http.response.status_code");
+const EJECTED: Key = Key::from_static_str("mesh.outlier.ejected");
+const FAULT: Key = Key::from_static_str("mesh.fault");
+const OTHER: &str = "other";
+
+struct Instruments {
+    attempt_started: Counter<u64>,
+    attempt_duration: Histogram<f64>,
+    call_duration: Histogram<f64>,
+    retries: Counter<u64>,
+    retry_budget_exhausted: Counter<u64>,
+    circuit_breaker_rejections: Counter<u64>,
+    outlier_ejections: Counter<u64>,
+    faults: Counter<u64>,
+}
+
+impl Instruments {
+    fn new(meter: &Meter) -> Self {
+        let latency = |name: &'static str, description: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(description)
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build()
+        };
+        let counter = |name: &'static str, unit: &'static str, description: &'static str| {
+            meter
+                .u64_counter(name)
+                .with_unit(unit)
+                .with_description(description)
+                .build()
+        };
+        Self {
+            attempt_started: counter(
+                "grpc.client.attempt.started",
+                "{attempt}",
+                "The total number of RPC attempts started, including those that have not completed.",
+            ),
+            attempt_duration: latency(
+                "grpc.client.attempt.duration",
+                "End-to-end time taken to complete an RPC attempt including the time it takes to pick an \
+                 endpoint (to the response headers).",
+            ),
+            call_duration: latency(
+                "grpc.client.call.duration",
+                "Time the mesh took to complete an RPC, from the application's call to its status.",
+            ),
+            retries: counter(
+                "mesh.client.retries",
+                "{retry}",
+                "Retries made (the first attempt is not one).",
+            ),
+            retry_budget_exhausted: counter(
+                "mesh.client.retry_budget.exhausted",
+                "{call}",
+                "Retries the cluster's retry budget refused.",
+            ),
+            circuit_breaker_rejections: counter(
+                "mesh.client.circuit_breaker.rejections",
+                "{attempt}",
+                "Attempts the cluster's circuit breaker refused.",
+            ),
+            outlier_ejections: counter(
+                "mesh.client.outlier_detection.ejections",
+                "{ejection}",
+                "Endpoints ejected (mesh.outlier.ejected=true) or returned (false) by outlier detection.",
+            ),
+            faults: counter(
+                "mesh.client.faults",
+                "{fault}",
+                "Faults injected by the fault filter (mesh.fault=delay|abort).",
+            ),
+        }
+    }
+}
+
+/// Label values built once and shared, so recording allocates no strings: one atomic load and a hash lookup per
+/// label; a miss takes a lock once per new value.
+struct LabelCache<K> {
+    values: ArcSwap<HashMap<K, Value>>,
+    adding: Mutex<()>,
+}
+
+impl<K: Eq + Hash + Clone> LabelCache<K> {
+    fn new() -> Self {
+        Self {
+            values: ArcSwap::from_pointee(HashMap::new()),
+            adding: Mutex::new(()),
+        }
+    }
+
+    /// The value of `key`, made by `make` the first time; `None` when the cache holds `limit` values already.
+    fn get<Q>(&self, key: &Q, limit: usize, make: impl FnOnce() -> (K, Value)) -> Option<Value>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        if let Some(value) = self.values.load().get(key) {
+            return Some(value.clone());
+        }
+        let _adding = self.adding.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.values.load_full();
+        if let Some(value) = current.get(key) {
+            return Some(value.clone());
+        }
+        if current.len() >= limit {
+            return None;
+        }
+        let (key, value) = make();
+        let mut next = HashMap::clone(&current);
+        next.insert(key, value.clone());
+        self.values.store(Arc::new(next));
+        Some(value)
+    }
+}
+
+struct Shared {
+    instruments: Instruments,
+    methods: LabelCache<Box<str>>,
+    clusters: LabelCache<Box<str>>,
+    localities: LabelCache<Locality>,
+    max_methods: usize,
+}
+
+/// The request path's [`Metrics`] over an OpenTelemetry [`Meter`], named as gRPC names them (gRFC A66):
+///
+/// | instrument | unit | labels |
+/// | --- | --- | --- |
+/// | `grpc.client.attempt.started` | `{attempt}` | `grpc.method`, `grpc.target` |
+/// | `grpc.client.attempt.duration` | `s` | `grpc.method`, `grpc.target`, `grpc.status`, `grpc.lb.locality` (A78), `grpc.lb.backend_service` (A89: the leaf cluster) |
+/// | `grpc.client.call.duration` | `s` | `grpc.method`, `grpc.target`, `grpc.status` |
+/// | `mesh.client.retries` | `{retry}` | `grpc.target`, `grpc.lb.backend_service` |
+/// | `mesh.client.retry_budget.exhausted` | `{call}` | `grpc.target`, `grpc.lb.backend_service` |
+/// | `mesh.client.circuit_breaker.rejections` | `{attempt}` | `grpc.target`, `grpc.lb.backend_service` |
+/// | `mesh.client.outlier_detection.ejections` | `{ejection}` | `grpc.target`, `grpc.lb.backend_service`, `mesh.outlier.ejected` |
+/// | `mesh.client.faults` | `{fault}` | `grpc.target`, `grpc.lb.backend_service`, `mesh.fault` |
+///
+/// Durations use A66's latency buckets. `grpc.status` is the status name (`OK`, `UNAVAILABLE`, ...); an attempt
+/// that failed in transport counts as `UNAVAILABLE`. Requests that are not gRPC carry `http.response.status_code`
+/// instead and `grpc.method` = `other`.
+///
+/// Cardinality stays bounded (A66): a channel cannot tell generated methods from generic ones, so the first
+/// [`DEFAULT_MAX_METHODS`] distinct gRPC methods are recorded as they are and later ones as `other`; paths that are
+/// not `/service/method` are `other`. `grpc.target` is the channel's canonical target, set per channel by
+/// [`Metrics::for_target`].
+///
+/// An attempt's duration ends with its status: at the response headers, or, when the status comes in trailers,
+/// at the end of the call's stream. Attempts that end before an endpoint is picked (no endpoint, or refused by the
+/// circuit breaker) are counted in `grpc.client.attempt.started` but have no duration. Not here yet: the
+/// `*_compressed_message_size` histograms, server metrics, a target filter (xDS client metrics: [`OtelXdsMetrics`](super::OtelXdsMetrics)).
+#[derive(Clone)]
+pub struct OtelMetrics {
+    shared: Arc<Shared>,
+    target: KeyValue,
+}
+
+impl OtelMetrics {
+    /// Instruments created from `meter`, for channels whose target is not known (`grpc.target` = `other`) until
+    /// [`Metrics::for_target`] gives one.
+    #[must_use]
+    pub fn new(meter: &Meter) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                instruments: Instruments::new(meter),
+                methods: LabelCache::new(),
+                clusters: LabelCache::new(),
+                localities: LabelCache::new(),
+                max_methods: DEFAULT_MAX_METHODS,
+            }),
+            target: KeyValue::new(TARGET, OTHER),
+        }
+    }
+
+    fn method(&self, method: &str, grpc: bool) -> KeyValue {
+        let value = split_grpc_path(method)
+            .filter(|_| grpc)
+            .and_then(|_| {
+                let name = method.trim_start_matches('/');
+                self.shared.methods.get(name, self.shared.max_methods, || {
+                    (name.into(), Value::from(Arc::<str>::from(name)))
+                })
+            })
+            .unwrap_or(Value::from(OTHER));
+        KeyValue::new(METHOD, value)
+    }
+
+    fn cluster(&self, cluster: &str) -> KeyValue {
+        let value = self
+            .shared
+            .clusters
+            .get(cluster, usize::MAX, || {
+                (cluster.into(), Value::from(Arc::<str>::from(cluster)))
+            })
+            .unwrap_or(Value::from(OTHER));
+        KeyValue::new(BACKEND_SERVICE, value)
+    }
+
+    fn locality(&self, locality: &Locality) -> KeyValue {
+        let value = self
+            .shared
+            .localities
+            .get(locality, usize::MAX, || {
+                (
+                    locality.clone(),
+                    Value::from(Arc::<str>::from(locality.to_string())),
+                )
+            })
+            .unwrap_or(Value::from(OTHER));
+        KeyValue::new(LOCALITY, value)
+    }
+
+    fn counted(&self, counter: &Counter<u64>, cluster: &str, extra: Option<KeyValue>) {
+        let labels = [self.target.clone(), self.cluster(cluster)];
+        match extra {
+            Some(extra) => {
+                let [target, cluster] = labels;
+                counter.add(1, &[target, cluster, extra]);
+            }
+            None => counter.add(1, &labels),
+        }
+    }
+}
+
+/// The outcome as a status label: `grpc.status` for gRPC, `http.response.status_code` otherwise.
+fn status(outcome: Option<Outcome>, grpc: bool) -> KeyValue {
+    match outcome {
+        Some(outcome) if grpc => KeyValue::new(
+            STATUS,
+            outcome
+                .grpc_status
+                .unwrap_or_else(|| Code::from_http_status(outcome.http_status))
+                .name(),
+        ),
+        Some(outcome) => KeyValue::new(HTTP_STATUS, i64::from(outcome.http_status)),
+        // gRPC reports a transport failure as UNAVAILABLE.
+        None if grpc => KeyValue::new(STATUS, Code::Unavailable.name()),
+        None => KeyValue::new(HTTP_STATUS, 503_i64),
+    }
+}
+
+impl Metrics for OtelMetrics {
+    fn for_target(&self, target: &str) -> Option<Arc<dyn Metrics>> {
+        Some(Arc::new(Self {
+            shared: Arc::clone(&self.shared),
+            target: KeyValue::new(TARGET, target.to_owned()),
+        }))
+    }
+
+    fn call_finished(&self, call: &CallLabels<'_>, outcome: Outcome, duration: Duration) {
+        self.shared.instruments.call_duration.record(
+            duration.as_secs_f64(),
+            &[
+                self.method(call.method, call.grpc),
+                self.target.clone(),
+                status(Some(outcome), call.grpc),
+            ],
+        );
+    }
+
+    fn attempt_started(&self, attempt: &AttemptStart<'_>) {
+        self.shared.instruments.attempt_started.add(
+            1,
+            &[
+                self.method(attempt.method, attempt.grpc),
+                self.target.clone(),
+            ],
+        );
+    }
+
+    fn attempt_finished(
+        &self,
+        labels: &AttemptLabels<'_>,
+        outcome: Option<Outcome>,
+        duration: Duration,
+    ) {
+        self.shared.instruments.attempt_duration.record(
+            duration.as_secs_f64(),
+            &[
+                self.method(labels.method, labels.grpc),
+                self.target.clone(),
+                status(outcome, labels.grpc),
+                self.locality(labels.locality),
+                self.cluster(labels.cluster),
+            ],
+        );
+    }
+
+    fn retry(&self, cluster: &str) {
+        self.counted(&self.shared.instruments.retries, cluster, None);
+    }
+
+    fn retry_budget_exhausted(&self, cluster: &str) {
+        self.counted(
+            &self.shared.instruments.retry_budget_exhausted,
+            cluster,
+            None,
+        );
+    }
+
+    fn circuit_breaker_rejected(&self, cluster: &str) {
+        self.counted(
+            &self.shared.instruments.circuit_breaker_rejections,
+            cluster,
+            None,
+        );
+    }
+
+    fn ejection(&self, cluster: &str, _endpoint: &str, ejected: bool) {
+        self.counted(
+            &self.shared.instruments.outlier_ejections,
+            cluster,
+            Some(KeyValue::new(EJECTED, ejected)),
+        );
+    }
+
+    fn fault_injected(&self, cluster: &str, abort: bool) {
+        let kind = if abort { "abort" } else { "delay" };
+        self.counted(
+            &self.shared.instruments.faults,
+            cluster,
+            Some(KeyValue::new(FAULT, kind)),
+        );
+    }
+}
+
+impl std::fmt::Debug for OtelMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtelMetrics")
+            .field("target", &self.target.value)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_beyond_the_limit_are_other() {
+        let cache: LabelCache<Box<str>> = LabelCache::new();
+        let make = |name: &str| {
+            let name = name.to_owned();
+            move || (name.as_str().into(), Value::from(name.clone()))
+        };
+        assert!(cache.get("a/b", 2, make("a/b")).is_some());
+        assert!(cache.get("a/c", 2, make("a/c")).is_some());
+        assert!(cache.get("a/d", 2, make("a/d")).is_none(), "full");
+        assert_eq!(
+            cache.get("a/b", 2, make("a/b")),
+            Some(Value::from("a/b".to_owned())),
+            "known values stay"
+        );
+    }
+}

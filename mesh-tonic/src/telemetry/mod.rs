@@ -1,0 +1,366 @@
+//! OpenTelemetry for the mesh's channels: metrics with gRPC's names over OTLP, the request path's spans exported
+//! through `tracing-opentelemetry`, and W3C Trace Context on every attempt.
+//!
+//! A [`Telemetry`] owns an OTLP/gRPC metrics pipeline and trace pipeline (opentelemetry-otlp over tonic) for one
+//! [`TelemetryConfig`] (collector endpoint, `service.name` and resource attributes, sampling). Hand it to the mesh
+//! with [`MeshBuilder::telemetry`](crate::MeshBuilder::telemetry), or let the builder make one
+//! ([`MeshBuilder::with_otlp`](crate::MeshBuilder::with_otlp),
+//! [`MeshBuilder::telemetry_from_env`](crate::MeshBuilder::telemetry_from_env)); then:
+//!
+//! - every channel records [`OtelMetrics`] (gRFC A66 `grpc.client.attempt.*` and `grpc.client.call.duration` with
+//!   `grpc.method`, `grpc.target`, `grpc.status`, A78's `grpc.lb.locality`, A89's `grpc.lb.backend_service`, and
+//!   the mesh's retry, retry-budget, circuit-breaker, outlier and fault counters), and the xDS client records
+//!   [`OtelXdsMetrics`] (A78: valid and invalid resource updates, server failures and connectivity);
+//! - every attempt carries `traceparent` (and `tracestate`) from its span ([`W3cPropagator`]);
+//! - the request path's `tracing` spans (`mesh.request` per call, `mesh.attempt` per attempt, named and attributed
+//!   by the OpenTelemetry semantic conventions for RPC) become OpenTelemetry spans once the subscriber has
+//!   [`Telemetry::tracing_layer`] (or [`Telemetry::init_tracing`] installs one).
+//!
+//! ```no_run
+//! use mesh_tonic::Mesh;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mesh = Mesh::builder()
+//!     .bootstrap_from_env()
+//!     .with_otlp("http://127.0.0.1:4317")
+//!     .service_name("frontend")
+//!     .build()
+//!     .await?;
+//! if let Some(telemetry) = mesh.telemetry() {
+//!     telemetry.init_tracing()?;
+//! }
+//! // ... calls ...
+//! if let Some(telemetry) = mesh.telemetry() {
+//!     telemetry.shutdown().await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Not here yet: server-side spans and `traceparent` extraction on xDS-enabled servers, gRFC A66's message-size
+//! histograms and server metrics, A78's `grpc.xds_client.resources` gauge, a Prometheus endpoint. The OTLP exporter itself
+//! (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, compression); the
+//! endpoint given here takes precedence over its endpoint variables.
+
+mod config;
+mod metrics;
+mod propagation;
+mod xds;
+
+use std::sync::Arc;
+
+use mesh_tower::MeshOptions;
+use mesh_tower::metrics::{Metrics, TracePropagator};
+use mesh_xds_client::client::XdsClientMetrics;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, Tracer};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+
+pub use config::{DEFAULT_METRICS_INTERVAL, DEFAULT_SERVICE_NAME, Sampling, TelemetryConfig};
+pub use metrics::{DEFAULT_MAX_METHODS, OtelMetrics};
+pub use propagation::W3cPropagator;
+pub use xds::OtelXdsMetrics;
+
+/// The instrumentation scope of the mesh's meters and tracer.
+const SCOPE: &str = "mesh-tonic";
+
+/// Telemetry could not be set up or flushed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// An `OTEL_*` variable holds a value that is not understood.
+    #[error("{name}: {problem}")]
+    Variable {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with its value.
+        problem: String,
+    },
+    /// An OTLP exporter could not be built (a malformed endpoint, ...).
+    #[error("OTLP {signal} exporter to {endpoint:?}: {source}")]
+    Exporter {
+        /// `traces` or `metrics`.
+        signal: &'static str,
+        /// The endpoint given.
+        endpoint: String,
+        /// The exporter's error.
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+    /// Exporting (on flush or shutdown) failed.
+    #[error("OTLP {signal} {action}: {source}")]
+    Export {
+        /// `traces` or `metrics`.
+        signal: &'static str,
+        /// `flush` or `shutdown`.
+        action: &'static str,
+        /// The SDK's error.
+        source: opentelemetry_sdk::error::OTelSdkError,
+    },
+    /// Telemetry must start inside a tokio runtime (the exporters are tonic clients).
+    #[error("telemetry must be started inside a tokio runtime")]
+    NoRuntime,
+    /// [`Telemetry::init_tracing`] found a global `tracing` subscriber already set.
+    #[error(
+        "a global tracing subscriber is already set; add Telemetry::tracing_layer to it instead"
+    )]
+    SubscriberAlreadySet,
+}
+
+struct Inner {
+    config: TelemetryConfig,
+    tracer_provider: SdkTracerProvider,
+    meter_provider: SdkMeterProvider,
+    metrics: OtelMetrics,
+    xds_metrics: OtelXdsMetrics,
+}
+
+/// The mesh's OpenTelemetry pipelines; see the [module docs](self). Cheap to clone; clones share the pipelines.
+/// Call [`shutdown`](Self::shutdown) before the process exits: spans and metrics are exported in batches, and a
+/// `tracing` subscriber holding the tracer keeps the pipelines alive, so the last batch goes out only then.
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+impl Telemetry {
+    /// Starts OTLP/gRPC exporters to `config.endpoint` (they connect lazily: an unreachable collector costs the
+    /// request path nothing; exports fail and are retried at the next interval).
+    ///
+    /// # Errors
+    /// [`TelemetryError::NoRuntime`] outside a tokio runtime, [`TelemetryError::Exporter`] when an exporter
+    /// cannot be built.
+    pub fn start(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
+        let _runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| TelemetryError::NoRuntime)?
+            .enter();
+        let resource = Resource::builder_empty()
+            .with_service_name(
+                config
+                    .service_name
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned()),
+            )
+            .with_attributes(
+                config
+                    .resource_attributes
+                    .iter()
+                    .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
+            )
+            .build();
+        let exporter_error = |signal| {
+            move |source| TelemetryError::Exporter {
+                signal,
+                endpoint: config.endpoint.clone(),
+                source,
+            }
+        };
+        let spans = SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(config.endpoint.clone())
+            .build()
+            .map_err(exporter_error("traces"))?;
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_batch_exporter(spans)
+            .with_sampler(sampler(config.sampling))
+            .with_resource(resource.clone())
+            .build();
+        let metrics = MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(config.endpoint.clone())
+            .build()
+            .map_err(exporter_error("metrics"))?;
+        let meter_provider = SdkMeterProvider::builder()
+            .with_reader(
+                PeriodicReader::builder(metrics)
+                    .with_interval(config.metrics_interval)
+                    .build(),
+            )
+            .with_resource(resource)
+            .build();
+        let meter = meter_provider.meter_with_scope(scope());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                metrics: OtelMetrics::new(&meter),
+                xds_metrics: OtelXdsMetrics::new(&meter),
+                tracer_provider,
+                meter_provider,
+            }),
+        })
+    }
+
+    /// The configuration this telemetry was started with.
+    #[must_use]
+    pub fn config(&self) -> &TelemetryConfig {
+        &self.inner.config
+    }
+
+    /// The request path's metrics over this telemetry's meter provider.
+    #[must_use]
+    pub fn metrics(&self) -> Arc<dyn Metrics> {
+        Arc::new(self.inner.metrics.clone())
+    }
+
+    /// The xDS client's metrics (gRFC A78) over this telemetry's meter provider.
+    #[must_use]
+    pub fn xds_metrics(&self) -> Arc<dyn XdsClientMetrics> {
+        Arc::new(self.inner.xds_metrics.clone())
+    }
+
+    /// The W3C Trace Context propagator for attempts.
+    #[must_use]
+    pub fn propagator(&self) -> Arc<dyn TracePropagator> {
+        Arc::new(W3cPropagator::new())
+    }
+
+    /// `options` with this telemetry's metrics and propagator.
+    #[must_use]
+    pub fn apply(&self, options: MeshOptions) -> MeshOptions {
+        options
+            .with_metrics(self.metrics())
+            .with_propagator(self.propagator())
+    }
+
+    /// The tracer, for applications that build their own `tracing-opentelemetry` layer.
+    #[must_use]
+    pub fn tracer(&self) -> Tracer {
+        self.inner.tracer_provider.tracer_with_scope(scope())
+    }
+
+    /// A `tracing` layer exporting spans through this telemetry: INFO and above, and DEBUG for the request path
+    /// (`mesh_tower`, whose per-attempt spans are at DEBUG). Add it to the application's subscriber.
+    #[must_use]
+    pub fn tracing_layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
+    {
+        let filter = Targets::new()
+            .with_default(LevelFilter::INFO)
+            .with_target("mesh_tower", LevelFilter::DEBUG);
+        tracing_opentelemetry::layer()
+            .with_tracer(self.tracer())
+            .with_filter(filter)
+    }
+
+    /// Installs a global `tracing` subscriber holding only [`tracing_layer`](Self::tracing_layer), for
+    /// applications that have none.
+    ///
+    /// # Errors
+    /// [`TelemetryError::SubscriberAlreadySet`] when a global subscriber is already set.
+    pub fn init_tracing(&self) -> Result<(), TelemetryError> {
+        let subscriber = tracing_subscriber::registry().with(self.tracing_layer());
+        tracing::subscriber::set_global_default(subscriber)
+            .map_err(|_| TelemetryError::SubscriberAlreadySet)
+    }
+
+    /// Exports every finished span and the current metrics now.
+    ///
+    /// # Errors
+    /// [`TelemetryError::Export`] when the collector did not take them.
+    pub async fn flush(&self) -> Result<(), TelemetryError> {
+        self.blocking("flush", |inner| {
+            (
+                inner.tracer_provider.force_flush(),
+                inner.meter_provider.force_flush(),
+            )
+        })
+        .await
+    }
+
+    /// Exports what is left and stops the pipelines (later spans and metrics are dropped).
+    ///
+    /// # Errors
+    /// [`TelemetryError::Export`] when the final export failed.
+    pub async fn shutdown(&self) -> Result<(), TelemetryError> {
+        self.blocking("shutdown", |inner| {
+            (
+                inner.tracer_provider.shutdown(),
+                inner.meter_provider.shutdown(),
+            )
+        })
+        .await
+    }
+
+    /// Runs a blocking SDK call off the runtime's threads: the exporters need the runtime to make progress.
+    async fn blocking(
+        &self,
+        action: &'static str,
+        call: impl FnOnce(
+            &Inner,
+        ) -> (
+            opentelemetry_sdk::error::OTelSdkResult,
+            opentelemetry_sdk::error::OTelSdkResult,
+        ) + Send
+        + 'static,
+    ) -> Result<(), TelemetryError> {
+        let inner = Arc::clone(&self.inner);
+        let (traces, metrics) = tokio::task::spawn_blocking(move || call(&inner))
+            .await
+            .map_err(|_| TelemetryError::Export {
+                signal: "traces",
+                action,
+                source: opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                    "the blocking task panicked".to_owned(),
+                ),
+            })?;
+        traces.map_err(|source| TelemetryError::Export {
+            signal: "traces",
+            action,
+            source,
+        })?;
+        metrics.map_err(|source| TelemetryError::Export {
+            signal: "metrics",
+            action,
+            source,
+        })
+    }
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl crate::Mesh {
+    /// The telemetry the mesh was built with ([`MeshBuilder::with_otlp`](crate::MeshBuilder::with_otlp),
+    /// [`telemetry`](crate::MeshBuilder::telemetry) or [`telemetry_from_env`](crate::MeshBuilder::telemetry_from_env)),
+    /// to flush or shut down, or to add its tracing layer to a subscriber.
+    #[must_use]
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.inner.telemetry.as_ref()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+fn sampler(sampling: Sampling) -> Sampler {
+    match sampling {
+        Sampling::Ratio(ratio) => ratio_sampler(ratio),
+        Sampling::ParentBasedRatio(ratio) => Sampler::ParentBased(Box::new(ratio_sampler(ratio))),
+    }
+}
+
+fn ratio_sampler(ratio: f64) -> Sampler {
+    if ratio >= 1.0 {
+        Sampler::AlwaysOn
+    } else if ratio <= 0.0 {
+        Sampler::AlwaysOff
+    } else {
+        Sampler::TraceIdRatioBased(ratio)
+    }
+}

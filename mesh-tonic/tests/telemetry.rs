@@ -1,0 +1,632 @@
+//! Telemetry of real calls through an `xds:///` channel, received by the test OTLP collector
+//! (`mesh_test_support::otlp`, itself checked against the OpenTelemetry Python SDK): gRPC's metric names, units and
+//! labels (gRFC A66, A78, A89), a span per call and per attempt with the attempts children of the call, and the
+//! W3C `traceparent` each attempt carries to the server, retries included.
+
+// Fixtures fail the test that uses them by panicking, as assertions do.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_test_support::otlp::{OtlpReceiver, ReceivedMetric, ReceivedSpan, attribute, proto};
+use mesh_tonic::Mesh;
+use mesh_tonic::testing::{GreeterClient, HelloReply, HelloRequest};
+use mesh_xds_server::mesh::{Endpoint, Locality};
+use prost::Message;
+use proto::metrics::v1::metric::Data;
+use proto::trace::v1::span::SpanKind;
+use proto::trace::v1::status::StatusCode;
+use support::{NODE, PATIENCE, backend, locality, single_cluster, xds_server};
+use tokio::net::TcpListener;
+
+const METHOD: &str = "helloworld.Greeter/SayHello";
+const TARGET: &str = "xds:///greeter";
+
+/// A mesh with its xDS server at `xds`, sending telemetry to `receiver`.
+async fn mesh(xds: SocketAddr, receiver: &OtlpReceiver) -> Mesh {
+    Mesh::builder()
+        .xds_server(xds.to_string())
+        .node_id(NODE)
+        .mesh_options(support::options())
+        .with_otlp(receiver.endpoint())
+        .service_name("greeter-client")
+        .resource_attribute("deployment.environment", "test")
+        .build()
+        .await
+        .unwrap()
+}
+
+async fn say_hello(client: &mut GreeterClient<mesh_tonic::Channel>) {
+    let mut request = tonic::Request::new(HelloRequest {
+        name: "test".into(),
+    });
+    request.set_timeout(Duration::from_secs(5));
+    let reply = client.say_hello(request).await.unwrap();
+    assert_eq!(reply.get_ref().message, "Hello, test!");
+}
+
+/// The only data point of `metric`, with its attributes; panics unless there is exactly one.
+fn histogram_point(metric: &ReceivedMetric) -> &proto::metrics::v1::HistogramDataPoint {
+    let Some(Data::Histogram(histogram)) = &metric.metric.data else {
+        panic!("{} is not a histogram", metric.metric.name);
+    };
+    let [point] = &histogram.data_points[..] else {
+        panic!(
+            "{}: one series expected: {:?}",
+            metric.metric.name, histogram.data_points
+        );
+    };
+    point
+}
+
+fn sum_point(metric: &ReceivedMetric) -> (&proto::metrics::v1::NumberDataPoint, bool) {
+    let Some(Data::Sum(sum)) = &metric.metric.data else {
+        panic!("{} is not a sum", metric.metric.name);
+    };
+    let [point] = &sum.data_points[..] else {
+        panic!(
+            "{}: one series expected: {:?}",
+            metric.metric.name, sum.data_points
+        );
+    };
+    (point, sum.is_monotonic)
+}
+
+/// `grpc.xds_client.connected` for xDS server `server`, in the latest export that has it.
+fn connected(receiver: &OtlpReceiver, server: &str) -> Option<i64> {
+    let gauge = receiver.latest_metric("grpc.xds_client.connected")?;
+    assert_eq!(gauge.metric.unit, "{bool}");
+    let Some(Data::Gauge(gauge)) = &gauge.metric.data else {
+        panic!("grpc.xds_client.connected is not a gauge");
+    };
+    gauge.data_points.iter().find_map(|point| {
+        (attribute(&point.attributes, "grpc.xds.server").as_deref() == Some(server)).then_some(
+            match point.value {
+                Some(proto::metrics::v1::number_data_point::Value::AsInt(value)) => value,
+                _ => -1,
+            },
+        )
+    })
+}
+
+fn labels(attributes: &[proto::common::v1::KeyValue]) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = attributes
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value
+                    .as_ref()
+                    .map(mesh_test_support::otlp::value_string)
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    labels.sort();
+    labels
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_measured_with_grpc_metric_names_units_and_labels() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let replica = backend([127, 0, 0, 1], "a").await;
+    let xds = xds_server(single_cluster(vec![locality("us-east", 0, &[&replica])])).await;
+    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    for _ in 0..3 {
+        say_hello(&mut client).await;
+    }
+    let telemetry = mesh.telemetry().unwrap();
+    telemetry.flush().await.unwrap();
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            metrics
+                .iter()
+                .any(|m| m.metric.name == "grpc.client.call.duration")
+        })
+        .await
+        .unwrap();
+
+    let started = receiver
+        .latest_metric("grpc.client.attempt.started")
+        .unwrap();
+    assert_eq!(started.metric.unit, "{attempt}");
+    assert_eq!(started.scope, "mesh-tonic");
+    assert_eq!(
+        attribute(&started.resource, "service.name").as_deref(),
+        Some("greeter-client")
+    );
+    assert_eq!(
+        attribute(&started.resource, "deployment.environment").as_deref(),
+        Some("test")
+    );
+    let (point, monotonic) = sum_point(&started);
+    assert!(monotonic);
+    assert_eq!(
+        point.value,
+        Some(proto::metrics::v1::number_data_point::Value::AsInt(3))
+    );
+    assert_eq!(
+        labels(&point.attributes),
+        owned(&[("grpc.method", METHOD), ("grpc.target", TARGET)])
+    );
+
+    let attempts = receiver
+        .latest_metric("grpc.client.attempt.duration")
+        .unwrap();
+    assert_eq!(attempts.metric.unit, "s");
+    let point = histogram_point(&attempts);
+    assert_eq!(point.count, 3);
+    assert!(point.sum.is_some_and(|sum| sum > 0.0));
+    assert_eq!(
+        labels(&point.attributes),
+        owned(&[
+            ("grpc.method", METHOD),
+            ("grpc.target", TARGET),
+            ("grpc.status", "OK"),
+            (
+                "grpc.lb.locality",
+                r#"{region="us-east", zone="us-east-a", sub_zone=""}"#
+            ),
+            ("grpc.lb.backend_service", "main"),
+        ])
+    );
+    // gRFC A66's latency buckets: 0, 10 µs, ... 100 s.
+    assert_eq!(point.explicit_bounds.len(), 41);
+    assert_eq!(point.explicit_bounds.first(), Some(&0.0));
+    assert_eq!(point.explicit_bounds.get(1), Some(&0.00001));
+    assert_eq!(point.explicit_bounds.last(), Some(&100.0));
+
+    let calls = receiver.latest_metric("grpc.client.call.duration").unwrap();
+    assert_eq!(calls.metric.unit, "s");
+    let point = histogram_point(&calls);
+    assert_eq!(point.count, 3);
+    assert_eq!(
+        labels(&point.attributes),
+        owned(&[
+            ("grpc.method", METHOD),
+            ("grpc.target", TARGET),
+            ("grpc.status", "OK"),
+        ])
+    );
+
+    // gRFC A78: the xDS client counts the valid resources each server sent, by type.
+    let updates = receiver
+        .latest_metric("grpc.xds_client.resource_updates_valid")
+        .unwrap();
+    assert_eq!(updates.metric.unit, "{resource}");
+    let Some(Data::Sum(sum)) = &updates.metric.data else {
+        panic!("resource_updates_valid is not a sum");
+    };
+    let by_type: Vec<(Vec<(String, String)>, i64)> = sum
+        .data_points
+        .iter()
+        .map(|point| {
+            let value = match point.value {
+                Some(proto::metrics::v1::number_data_point::Value::AsInt(value)) => value,
+                _ => 0,
+            };
+            (labels(&point.attributes), value)
+        })
+        .collect();
+    let server = xds.local_addr().to_string();
+    for resource_type in [
+        "envoy.config.listener.v3.Listener",
+        "envoy.config.route.v3.RouteConfiguration",
+        "envoy.config.cluster.v3.Cluster",
+        "envoy.config.endpoint.v3.ClusterLoadAssignment",
+    ] {
+        let wanted = owned(&[
+            ("grpc.xds.server", server.as_str()),
+            ("grpc.xds.resource_type", resource_type),
+        ]);
+        assert!(
+            by_type
+                .iter()
+                .any(|(labels, value)| *labels == wanted && *value >= 1),
+            "no valid {resource_type} counted: {by_type:?}"
+        );
+    }
+    assert!(
+        receiver
+            .latest_metric("grpc.xds_client.resource_updates_invalid")
+            .is_none(),
+        "nothing invalid was sent"
+    );
+    assert_eq!(
+        connected(&receiver, &server),
+        Some(1),
+        "the ADS stream works"
+    );
+    telemetry.shutdown().await.unwrap();
+}
+
+/// What the flaky server saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    traceparent: Option<String>,
+    previous_attempts: Option<String>,
+}
+
+/// A gRPC server on 127.0.0.1 that fails every first attempt with UNAVAILABLE and answers retries (requests with
+/// `grpc-previous-rpc-attempts`) with a `HelloReply`, recording each request's `traceparent`.
+async fn flaky_server(seen: Arc<Mutex<Vec<Seen>>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let seen = Arc::clone(&seen);
+                    async move { Ok::<_, Infallible>(answer(request, &seen).await) }
+                });
+                let _ = http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    seen: &Mutex<Vec<Seen>>,
+) -> Response<BoxBody<Bytes, Infallible>> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let record = Seen {
+        traceparent: header("traceparent"),
+        previous_attempts: header("grpc-previous-rpc-attempts"),
+    };
+    let retry = record.previous_attempts.is_some();
+    seen.lock().unwrap().push(record);
+    let _ = request.into_body().collect().await;
+    let response = Response::builder().header("content-type", "application/grpc");
+    if !retry {
+        return response
+            .header("grpc-status", "14")
+            .header("grpc-message", "try again")
+            .body(Empty::new().boxed())
+            .unwrap();
+    }
+    let message = HelloReply {
+        message: "Hello, test!".into(),
+    }
+    .encode_to_vec();
+    let mut frame = BytesMut::with_capacity(5 + message.len());
+    frame.put_u8(0);
+    frame.put_u32(u32::try_from(message.len()).unwrap());
+    frame.put_slice(&message);
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    response
+        .body(
+            Full::new(frame.freeze())
+                .with_trailers(async move { Some(Ok(trailers)) })
+                .boxed(),
+        )
+        .unwrap()
+}
+
+fn is_call(span: &ReceivedSpan) -> bool {
+    span.name() == METHOD && span.span.kind == SpanKind::Internal as i32
+}
+
+fn is_attempt(span: &ReceivedSpan) -> bool {
+    span.name() == METHOD && span.span.kind == SpanKind::Client as i32
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_call_is_one_trace_whose_attempts_carry_traceparent_to_the_server() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let server = flaky_server(Arc::clone(&seen)).await;
+    let region =
+        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
+    // `greeter` retries UNAVAILABLE.
+    let xds = xds_server(single_cluster(vec![region])).await;
+    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let telemetry = mesh.telemetry().unwrap();
+    telemetry.init_tracing().unwrap();
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    say_hello(&mut client).await;
+    telemetry.flush().await.unwrap();
+
+    let spans = receiver
+        .wait_for_spans(PATIENCE, |spans| {
+            spans.iter().filter(|s| is_attempt(s)).count() >= 2 && spans.iter().any(is_call)
+        })
+        .await
+        .unwrap();
+    let calls: Vec<&ReceivedSpan> = spans.iter().filter(|s| is_call(s)).collect();
+    let [call] = calls[..] else {
+        panic!("one call span expected: {calls:#?}");
+    };
+    let mut attempts: Vec<&ReceivedSpan> = spans.iter().filter(|s| is_attempt(s)).collect();
+    attempts.sort_by_key(|s| s.attribute("attempt"));
+    let [first, second] = attempts[..] else {
+        panic!("two attempt spans expected: {attempts:#?}");
+    };
+
+    // The call: the RPC's semantic-convention attributes, a root span of the client's service.
+    assert_eq!(call.parent_span_id(), "");
+    assert_eq!(call.attribute("rpc.system").as_deref(), Some("grpc"));
+    assert_eq!(
+        call.attribute("rpc.service").as_deref(),
+        Some("helloworld.Greeter")
+    );
+    assert_eq!(call.attribute("rpc.method").as_deref(), Some("SayHello"));
+    assert_eq!(call.attribute("cluster").as_deref(), Some("main"));
+    assert_eq!(
+        call.resource_attribute("service.name").as_deref(),
+        Some("greeter-client")
+    );
+
+    // Both attempts: children of the call in its trace, the first failed with UNAVAILABLE, the retry succeeded.
+    for (number, attempt) in [first, second].into_iter().enumerate() {
+        assert_eq!(attempt.trace_id(), call.trace_id(), "attempt {number}");
+        assert_eq!(attempt.parent_span_id(), call.span_id(), "attempt {number}");
+        assert_eq!(attempt.attribute("attempt"), Some(number.to_string()));
+        assert_eq!(attempt.attribute("rpc.system").as_deref(), Some("grpc"));
+        assert_eq!(attempt.attribute("cluster").as_deref(), Some("main"));
+        assert_eq!(
+            attempt.attribute("endpoint").as_deref(),
+            Some(server.to_string().as_str())
+        );
+    }
+    assert_eq!(
+        first.attribute("rpc.grpc.status_code").as_deref(),
+        Some("14")
+    );
+    assert_eq!(
+        first.span.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    assert_eq!(
+        second.attribute("rpc.grpc.status_code").as_deref(),
+        Some("0")
+    );
+
+    // The server saw each attempt's own context: the call's trace, the attempt's span as parent, sampled.
+    let seen = seen.lock().unwrap().clone();
+    let [on_first, on_second] = &seen[..] else {
+        panic!("two requests expected at the server: {seen:?}");
+    };
+    assert_eq!(on_first.previous_attempts, None);
+    assert_eq!(on_second.previous_attempts.as_deref(), Some("1"));
+    assert_eq!(
+        on_first.traceparent.as_deref(),
+        Some(format!("00-{}-{}-01", call.trace_id(), first.span_id()).as_str())
+    );
+    assert_eq!(
+        on_second.traceparent.as_deref(),
+        Some(format!("00-{}-{}-01", call.trace_id(), second.span_id()).as_str())
+    );
+
+    // And the retry is counted.
+    let retries = receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            metrics
+                .iter()
+                .any(|m| m.metric.name == "mesh.client.retries")
+        })
+        .await
+        .unwrap();
+    let retries = retries
+        .iter()
+        .rev()
+        .find(|m| m.metric.name == "mesh.client.retries")
+        .unwrap();
+    let (point, _) = sum_point(retries);
+    assert_eq!(
+        point.value,
+        Some(proto::metrics::v1::number_data_point::Value::AsInt(1))
+    );
+    assert_eq!(
+        labels(&point.attributes),
+        owned(&[("grpc.target", TARGET), ("grpc.lb.backend_service", "main")])
+    );
+    telemetry.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn telemetry_settings_without_a_collector_are_refused() {
+    let error = Mesh::builder()
+        .without_xds()
+        .service_name("frontend")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains(".with_otlp"),
+        "the error says what is missing: {error}"
+    );
+    let mesh = Mesh::builder().without_xds().build().await.unwrap();
+    assert!(mesh.telemetry().is_none(), "no telemetry unless asked for");
+}
+
+#[tokio::test]
+async fn a_malformed_collector_endpoint_fails_the_build_naming_it() {
+    let error = Mesh::builder()
+        .without_xds()
+        .with_otlp("not a uri")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not a uri"), "{error}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let server = flaky_server(Arc::clone(&seen)).await;
+    let region =
+        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
+    let xds = xds_server(single_cluster(vec![region])).await;
+    let mesh = Mesh::builder()
+        .xds_server(xds.local_addr().to_string())
+        .node_id(NODE)
+        .mesh_options(support::options())
+        .with_otlp(receiver.endpoint())
+        .trace_sampling_ratio(0.0)
+        .build()
+        .await
+        .unwrap();
+    let telemetry = mesh.telemetry().unwrap();
+    // This thread only (the runtime is single-threaded), so other tests' subscribers are not disturbed.
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(telemetry.tracing_layer()),
+    );
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    say_hello(&mut client).await;
+    telemetry.flush().await.unwrap();
+
+    assert!(
+        !receiver.spans().iter().any(|s| s.name() == METHOD),
+        "an unsampled call exports no span: {:?}",
+        receiver.spans()
+    );
+    // Both attempts still carried one trace id, flagged not sampled, so the server's decision follows the client's.
+    let seen = seen.lock().unwrap().clone();
+    let parents: Vec<Vec<&str>> = seen
+        .iter()
+        .map(|s| {
+            s.traceparent
+                .as_deref()
+                .unwrap_or_default()
+                .split('-')
+                .collect()
+        })
+        .collect();
+    let [first, second] = &parents[..] else {
+        panic!("two requests expected at the server: {seen:?}");
+    };
+    assert_eq!(first.len(), 4, "{seen:?}");
+    assert_eq!(first.get(1), second.get(1), "one trace: {seen:?}");
+    assert_ne!(
+        first.get(2),
+        second.get(2),
+        "one parent span per attempt: {seen:?}"
+    );
+    assert_eq!(first.get(3), Some(&"00"));
+    assert_eq!(second.get(3), Some(&"00"));
+    telemetry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_calls_are_labelled_other_so_paths_do_not_become_labels() {
+    use tower::ServiceExt;
+
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let server = flaky_server(Arc::new(Mutex::new(Vec::new()))).await;
+    let region =
+        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
+    let xds = xds_server(single_cluster(vec![region])).await;
+    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let client = mesh.http_client(TARGET).unwrap();
+    for item in 0..3 {
+        let request = Request::get(format!("/items/{item}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = client.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let telemetry = mesh.telemetry().unwrap();
+    telemetry.flush().await.unwrap();
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            metrics
+                .iter()
+                .any(|m| m.metric.name == "grpc.client.call.duration")
+        })
+        .await
+        .unwrap();
+    let calls = receiver.latest_metric("grpc.client.call.duration").unwrap();
+    let point = histogram_point(&calls);
+    assert_eq!(point.count, 3, "three paths, one series");
+    assert_eq!(
+        labels(&point.attributes),
+        owned(&[
+            ("grpc.method", "other"),
+            ("grpc.target", TARGET),
+            ("http.response.status_code", "200"),
+        ])
+    );
+    telemetry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_control_plane_counts_as_a_server_failure() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    // A port nothing listens on.
+    let nowhere = mesh_test_support::free_port([127, 0, 0, 1].into()).unwrap();
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], nowhere));
+    let mesh = Mesh::builder()
+        .xds_server(nowhere.to_string())
+        .node_id(NODE)
+        .with_otlp(receiver.endpoint())
+        // Periodic exports deliver the counter once the client has tried.
+        .metrics_export_interval(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let _channel = mesh.channel(TARGET).unwrap();
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            [
+                "grpc.xds_client.server_failure",
+                "grpc.xds_client.connected",
+            ]
+            .iter()
+            .all(|name| metrics.iter().any(|m| m.metric.name == *name))
+        })
+        .await
+        .unwrap();
+    assert_eq!(connected(&receiver, &nowhere.to_string()), Some(0));
+    let failures = receiver
+        .latest_metric("grpc.xds_client.server_failure")
+        .unwrap();
+    assert_eq!(failures.metric.unit, "{failure}");
+    let (point, _) = sum_point(&failures);
+    assert_eq!(
+        labels(&point.attributes),
+        owned(&[("grpc.xds.server", nowhere.to_string().as_str())])
+    );
+    assert_eq!(
+        point.value,
+        Some(proto::metrics::v1::number_data_point::Value::AsInt(1))
+    );
+    mesh.telemetry().unwrap().shutdown().await.unwrap();
+}
