@@ -294,6 +294,11 @@ impl OutcomeRecorder {
         let Some(detector) = &self.list.detector else {
             return;
         };
+        // A success ejects nothing: it needs neither the clock nor a random draw.
+        if outcome == crate::lb::Outcome::Success {
+            detector.record_success(self.slot);
+            return;
+        }
         let mut rng = LazyRng {
             runtime: &self.cluster.runtime,
             rng: None,

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::body::UpstreamBody;
 use crate::cluster::{LeafCluster, OutcomeRecorder, PickContext, PickError, PickerTable};
-use crate::endpoint::{Endpoint, Outstanding, now};
+use crate::endpoint::{Endpoint, Outstanding};
 use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
 use crate::metrics::{AttemptLabels, Metrics, Outcome};
@@ -42,7 +42,8 @@ pub(super) struct Held {
 /// An attempt's result.
 pub(super) struct AttemptResult {
     pub(super) result: Result<Response<Incoming>, MeshError>,
-    pub(super) endpoint: Option<Arc<Endpoint>>,
+    /// The endpoint of a failed exchange (a successful one's is in `held`).
+    failed_endpoint: Option<Arc<Endpoint>>,
     pub(super) held: Held,
     pub(super) retryable: bool,
 }
@@ -51,10 +52,20 @@ impl AttemptResult {
     fn failed(error: MeshError) -> Self {
         Self {
             result: Err(error),
-            endpoint: None,
+            failed_endpoint: None,
             held: Held::default(),
             retryable: false,
         }
+    }
+
+    /// The endpoint the attempt went to, if it got that far (for retries to avoid).
+    pub(super) fn endpoint(&self) -> Option<Arc<Endpoint>> {
+        self.failed_endpoint.clone().or_else(|| {
+            self.held
+                .outstanding
+                .as_ref()
+                .map(|outstanding| Arc::clone(outstanding.endpoint()))
+        })
     }
 }
 
@@ -66,16 +77,18 @@ pub(super) async fn run(
     request: Request<UpstreamBody>,
     rng: &mut impl RandomSource,
 ) -> AttemptResult {
+    // One clock read serves the pick's latency estimates and the attempt's duration.
+    let started = Instant::now();
     let context = PickContext {
         hash: spec.hash,
         avoid: spec.avoid,
-        now: now(),
+        now: started.into_std(),
     };
     let picked = match table.pick(&context, rng) {
         Ok(picked) => picked,
         Err(error) => return AttemptResult::failed(pick_error(leaf.name(), error)),
     };
-    let Some(endpoint) = table.list.endpoint(picked.slot).cloned() else {
+    let Some(endpoint) = table.list.endpoint(picked.slot) else {
         return AttemptResult::failed(pick_error(leaf.name(), PickError::NoHealthy(table.counts)));
     };
     // gRFC A32: every attempt counts against max_requests while it is in flight.
@@ -119,9 +132,9 @@ pub(super) async fn run(
             }
         }
     };
-    let outstanding = endpoint.start_request();
-    let started = Instant::now();
-    let sending = send(&endpoint, leaf.name(), request, pending);
+    let outstanding = Arc::clone(endpoint).start_request();
+    let endpoint = outstanding.endpoint();
+    let sending = send(endpoint, leaf.name(), request, pending);
     let result = match spec.per_try_timeout {
         Some(timeout) => match tokio::time::timeout(timeout, sending)
             .instrument(span.clone())
@@ -135,7 +148,8 @@ pub(super) async fn run(
         },
         None => sending.instrument(span.clone()).await,
     };
-    let elapsed = started.elapsed();
+    let finished = Instant::now();
+    let elapsed = finished.saturating_duration_since(started);
     let recorder = OutcomeRecorder::new(leaf, table, picked.slot);
     let labels = AttemptLabels {
         cluster: leaf.name(),
@@ -145,7 +159,7 @@ pub(super) async fn run(
     };
     let mut held = Held {
         permit: Some(permit),
-        outstanding: Some(outstanding),
+        outstanding: None,
         recorder: None,
     };
     let retryable = match &result {
@@ -155,6 +169,7 @@ pub(super) async fn run(
             endpoint.observe(
                 elapsed,
                 http_status >= 500 || code == Some(Code::Unavailable),
+                finished.into_std(),
             );
             span.record(
                 "status",
@@ -176,7 +191,7 @@ pub(super) async fn run(
             retry::retries_response(spec.retry_on, spec.grpc, http_status, code)
         }
         Err(error) => {
-            endpoint.observe(elapsed, true);
+            endpoint.observe(elapsed, true, finished.into_std());
             span.record("status", tracing::field::display(error));
             spec.metrics.attempt_finished(&labels, None, elapsed);
             record(recorder, OutlierOutcome::connect_failure());
@@ -191,12 +206,16 @@ pub(super) async fn run(
             }
         }
     };
-    if result.is_err() {
+    let failed_endpoint = if result.is_err() {
         held = Held::default();
-    }
+        Some(Arc::clone(endpoint))
+    } else {
+        held.outstanding = Some(outstanding);
+        None
+    };
     AttemptResult {
         result,
-        endpoint: Some(endpoint),
+        failed_endpoint,
         held,
         retryable,
     }

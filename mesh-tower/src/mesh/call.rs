@@ -16,7 +16,7 @@ use super::request::attempt_request;
 use super::response::error_response;
 use super::{ConfigState, RoutingState, Shared};
 
-use crate::body::{BoxBody, CallGuard, ReplayBody, ResponseBody, Retryable, UpstreamBody};
+use crate::body::{CallGuard, CallerBody, ReplayBody, ResponseBody, Retryable, UpstreamBody};
 use crate::endpoint::Endpoint;
 use crate::error::{MeshError, TransportFailure};
 use crate::fault;
@@ -30,7 +30,7 @@ use crate::timeout;
 /// Serves one request; failures become responses.
 pub(super) async fn handle(
     shared: Arc<Shared>,
-    request: Request<BoxBody>,
+    request: Request<CallerBody>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let grpc = status::is_grpc_request(request.headers());
@@ -151,7 +151,7 @@ async fn ready_state(
 /// The caller's body, as each attempt gets it.
 enum Source {
     /// Sent once.
-    Direct(Option<BoxBody>),
+    Once(Option<UpstreamBody>),
     /// Replayable.
     Replay(ReplayBody),
     /// Whole before the first attempt: each attempt sends the same bytes.
@@ -161,10 +161,7 @@ enum Source {
 impl Source {
     fn next(&mut self) -> UpstreamBody {
         match self {
-            Self::Direct(body) => UpstreamBody::Direct(
-                body.take()
-                    .unwrap_or_else(|| crate::body::box_body(http_body_util::Empty::new())),
-            ),
+            Self::Once(body) => body.take().unwrap_or(UpstreamBody::Complete(None)),
             Self::Replay(body) => UpstreamBody::Replay(body.replay()),
             Self::Complete(data) => {
                 UpstreamBody::Complete(Some(data.clone()).filter(|data| !data.is_empty()))
@@ -174,7 +171,7 @@ impl Source {
 
     fn is_replayable(&self) -> bool {
         match self {
-            Self::Direct(body) => body.is_some(),
+            Self::Once(body) => body.is_some(),
             Self::Replay(body) => body.is_replayable(),
             Self::Complete(_) => true,
         }
@@ -193,7 +190,7 @@ struct Exchange<'a> {
 impl Exchange<'_> {
     async fn run(
         &self,
-        request: Request<BoxBody>,
+        request: Request<CallerBody>,
         rng: &mut RequestRng,
     ) -> Result<Response<ResponseBody>, MeshError> {
         let cluster = self.decision.target.name();
@@ -216,17 +213,22 @@ impl Exchange<'_> {
             .retry
             .filter(|policy| policy.max_attempts() > 1 && !policy.retry_on.is_empty());
         let max_attempts = policy.map_or(1, RetryPolicy::max_attempts);
-        let mut source = match policy {
-            Some(policy)
-                if body.size_hint().lower()
-                    <= u64::try_from(policy.max_buffered_body_bytes).unwrap_or(u64::MAX) =>
+        let limit = policy.map(|policy| policy.max_buffered_body_bytes);
+        let mut source = match (body, limit) {
+            (CallerBody::Whole(data), Some(limit)) if data.len() <= limit => Source::Complete(data),
+            (CallerBody::Streaming(body), Some(limit))
+                if body.size_hint().lower() <= u64::try_from(limit).unwrap_or(u64::MAX) =>
             {
-                match Retryable::new(body, policy.max_buffered_body_bytes) {
+                match Retryable::new(body, limit) {
                     Retryable::Complete(data) => Source::Complete(data),
                     Retryable::Replay(body) => Source::Replay(body),
                 }
             }
-            _ => Source::Direct(Some(body)),
+            // Not retried (no policy, or more than the policy buffers): sent once.
+            (CallerBody::Whole(data), _) => Source::Once(Some(UpstreamBody::Complete(
+                Some(data).filter(|data| !data.is_empty()),
+            ))),
+            (CallerBody::Streaming(body), _) => Source::Once(Some(UpstreamBody::Direct(body))),
         };
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
         let mut budget: Option<RequestGuard> = None;
@@ -288,7 +290,7 @@ impl Exchange<'_> {
                 if let Some(guard) = slot {
                     _retrying = guard;
                     metrics.retry(leaf.name());
-                    if let Some(endpoint) = attempt.endpoint {
+                    if let Some(endpoint) = attempt.endpoint() {
                         tried.push(endpoint);
                     }
                     // Release the failed attempt (its permit and stream) before waiting.

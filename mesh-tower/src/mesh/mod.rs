@@ -31,7 +31,7 @@ use tower_service::Service;
 pub use request::GRPC_PREVIOUS_RPC_ATTEMPTS;
 pub(crate) use state::{ConfigState, RoutingState};
 
-use crate::body::{BoxError, ResponseBody, box_body};
+use crate::body::{BoxError, CallerBody, ResponseBody};
 use crate::fault::ActiveFaults;
 use crate::options::MeshOptions;
 use crate::runtime::Runtime;
@@ -174,13 +174,14 @@ where
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
         let shared = Arc::clone(&self.shared);
         ResponseFuture {
-            inner: Box::pin(call::handle(shared, request.map(box_body))),
+            inner: Box::pin(call::handle(shared, request.map(CallerBody::new))),
         }
     }
 }
 
 /// The future of a [`MeshService`] call. One allocation per request: the request's state machine spans routing,
-/// faults, retries and the connection, and boxing it keeps this type nameable.
+/// faults, retries and the connection, and boxing it keeps this type nameable. (A request body that is not whole in
+/// memory is boxed too, once, so that one connection serves callers with any body type.)
 pub struct ResponseFuture {
     inner: Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>,
 }
