@@ -42,6 +42,8 @@ pub(super) struct Held {
 /// An attempt's result.
 pub(super) struct AttemptResult {
     pub(super) result: Result<Response<Incoming>, MeshError>,
+    /// The gRPC status in the response headers (trailers-only responses), read once.
+    pub(super) header_code: Option<Code>,
     /// The endpoint of a failed exchange (a successful one's is in `held`).
     failed_endpoint: Option<Arc<Endpoint>>,
     pub(super) held: Held,
@@ -52,6 +54,7 @@ impl AttemptResult {
     fn failed(error: MeshError) -> Self {
         Self {
             result: Err(error),
+            header_code: None,
             failed_endpoint: None,
             held: Held::default(),
             retryable: false,
@@ -150,7 +153,7 @@ pub(super) async fn run(
     };
     let finished = Instant::now();
     let elapsed = finished.saturating_duration_since(started);
-    let recorder = OutcomeRecorder::new(leaf, table, picked.slot);
+    let record = |outcome| OutcomeRecorder::record_now(leaf, &table.list, picked.slot, outcome);
     let labels = AttemptLabels {
         cluster: leaf.name(),
         locality,
@@ -162,9 +165,11 @@ pub(super) async fn run(
         outstanding: None,
         recorder: None,
     };
+    let mut header_code = None;
     let retryable = match &result {
         Ok(response) => {
             let code = status::grpc_status(response.headers());
+            header_code = code;
             let http_status = response.status().as_u16();
             endpoint.observe(
                 elapsed,
@@ -179,11 +184,13 @@ pub(super) async fn run(
                 .attempt_finished(&labels, Some(Outcome::new(http_status, code)), elapsed);
             // gRFC A50 / Envoy: the outcome is known now unless a gRPC status is still to come in trailers.
             match (spec.grpc, http_status, code) {
-                (true, 200, None) => held.recorder = recorder,
-                (true, 200, Some(code)) => {
-                    record(recorder, OutlierOutcome::from_grpc_code(code.as_u32()));
+                (true, 200, None) => {
+                    held.recorder = OutcomeRecorder::new(leaf, table, picked.slot);
                 }
-                _ => record(recorder, OutlierOutcome::from_http_status(http_status)),
+                (true, 200, Some(code)) => {
+                    record(OutlierOutcome::from_grpc_code(code.as_u32()));
+                }
+                _ => record(OutlierOutcome::from_http_status(http_status)),
             }
             let code = code.or_else(|| {
                 (spec.grpc && http_status != 200).then(|| Code::from_http_status(http_status))
@@ -194,7 +201,7 @@ pub(super) async fn run(
             endpoint.observe(elapsed, true, finished.into_std());
             span.record("status", tracing::field::display(error));
             spec.metrics.attempt_finished(&labels, None, elapsed);
-            record(recorder, OutlierOutcome::connect_failure());
+            record(OutlierOutcome::connect_failure());
             match error {
                 MeshError::AttemptTimeout { .. } => {
                     retry::retries_timeout(spec.retry_on, spec.grpc)
@@ -215,6 +222,7 @@ pub(super) async fn run(
     };
     AttemptResult {
         result,
+        header_code,
         failed_endpoint,
         held,
         retryable,
@@ -261,12 +269,6 @@ fn classify(error: &hyper::Error) -> TransportFailure {
         source = current.source();
     }
     TransportFailure::Reset
-}
-
-fn record(recorder: Option<OutcomeRecorder>, outcome: OutlierOutcome) {
-    if let Some(recorder) = recorder {
-        recorder.record(outcome);
-    }
 }
 
 fn pick_error(cluster: &Arc<str>, error: PickError) -> MeshError {

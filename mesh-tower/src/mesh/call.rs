@@ -22,7 +22,7 @@ use crate::error::{MeshError, TransportFailure};
 use crate::fault;
 use crate::lb::{RequestGuard, RetryGuard, retry_backoff};
 use crate::metrics::Outcome;
-use crate::router::{self, Decision};
+use crate::router::{self, Decision, RequestFacts};
 use crate::runtime::RequestRng;
 use crate::status;
 use crate::timeout;
@@ -52,13 +52,13 @@ pub(super) async fn handle(
         );
     };
     let mut rng = shared.runtime.request_rng();
-    let decision = match router::route(
-        routing,
-        request.uri().path(),
-        request.headers(),
+    let facts = RequestFacts {
+        path: request.uri().path(),
+        headers: request.headers(),
         grpc,
-        &mut rng,
-    ) {
+        header_timeout,
+    };
+    let decision = match router::route(routing, facts, &mut rng) {
         Ok(decision) => decision,
         Err(error) => return error_response(error, grpc),
     };
@@ -313,6 +313,7 @@ impl Exchange<'_> {
         attempt: AttemptResult,
         budget: Option<RequestGuard>,
     ) -> Result<Response<ResponseBody>, MeshError> {
+        let header_code = attempt.header_code;
         let response = attempt.result?;
         let (parts, body) = response.into_parts();
         let guard = CallGuard {
@@ -321,7 +322,7 @@ impl Exchange<'_> {
             metrics: Arc::clone(&self.shared.runtime.options.metrics),
             started: self.started,
             http_status: parts.status.as_u16(),
-            header_code: status::grpc_status(&parts.headers),
+            header_code,
             recorder: attempt.held.recorder,
             permit: attempt.held.permit,
             outstanding: attempt.held.outstanding,
