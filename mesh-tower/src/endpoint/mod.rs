@@ -92,9 +92,9 @@ impl Endpoint {
         self.connection.reachability()
     }
 
-    /// Whether a request can be sent at once (connected).
-    pub(crate) fn is_ready(&self) -> bool {
-        self.connection.is_ready()
+    /// A handle to send on at once, when connected (one atomic load).
+    pub(crate) fn ready_sender(&self) -> Option<SendRequest<UpstreamBody>> {
+        self.connection.ready_sender()
     }
 
     /// Counts a request in flight until the guard drops. The guard holds the endpoint for the request, so the

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
 use mesh_core::rng::RandomSource;
 use mesh_core::route::RetryOn;
 use tokio::time::Instant;
@@ -121,7 +122,8 @@ pub(super) async fn run(
         status = tracing::field::Empty,
     );
     // A request that must wait for a connection is pending (Envoy's max_pending_requests).
-    let pending = if endpoint.is_ready() {
+    let ready = endpoint.ready_sender();
+    let pending = if ready.is_some() {
         None
     } else {
         match leaf.circuit().try_acquire_pending() {
@@ -137,19 +139,27 @@ pub(super) async fn run(
     };
     let outstanding = Arc::clone(endpoint).start_request();
     let endpoint = outstanding.endpoint();
-    let sending = send(endpoint, leaf.name(), request, pending);
+    let sending = send(endpoint, leaf.name(), request, ready, pending);
+    // As for the request's span: no wrapper when nothing listens.
+    let traced = !span.is_disabled();
     let result = match spec.per_try_timeout {
-        Some(timeout) => match tokio::time::timeout(timeout, sending)
-            .instrument(span.clone())
-            .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(MeshError::AttemptTimeout {
-                cluster: Arc::clone(leaf.name()),
-                timeout,
-            }),
-        },
-        None => sending.instrument(span.clone()).await,
+        Some(timeout) => {
+            let timed = if traced {
+                tokio::time::timeout(timeout, sending)
+                    .instrument(span.clone())
+                    .await
+            } else {
+                tokio::time::timeout(timeout, sending).await
+            };
+            timed.unwrap_or_else(|_| {
+                Err(MeshError::AttemptTimeout {
+                    cluster: Arc::clone(leaf.name()),
+                    timeout,
+                })
+            })
+        }
+        None if traced => sending.instrument(span.clone()).await,
+        None => sending.await,
     };
     let finished = Instant::now();
     let elapsed = finished.saturating_duration_since(started);
@@ -233,6 +243,7 @@ async fn send(
     endpoint: &Endpoint,
     cluster: &Arc<str>,
     request: Request<UpstreamBody>,
+    ready: Option<SendRequest<UpstreamBody>>,
     pending: Option<Permit>,
 ) -> Result<Response<Incoming>, MeshError> {
     let transport = |failure, source: SharedError| MeshError::Transport {
@@ -241,10 +252,13 @@ async fn send(
         failure,
         source,
     };
-    let mut sender = endpoint
-        .sender()
-        .await
-        .map_err(|source| transport(TransportFailure::Connect, source))?;
+    let mut sender = match ready {
+        Some(sender) => sender,
+        None => endpoint
+            .sender()
+            .await
+            .map_err(|source| transport(TransportFailure::Connect, source))?,
+    };
     drop(pending);
     sender
         .send_request(request)

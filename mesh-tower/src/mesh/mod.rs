@@ -173,10 +173,21 @@ where
 
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
         let shared = Arc::clone(&self.shared);
+        let request = request.map(CallerBody::new);
         ResponseFuture {
-            inner: Box::pin(call::handle(shared, request.map(CallerBody::new))),
+            inner: boxed_in_place(move || call::handle(shared, request)),
         }
     }
+}
+
+/// Boxes the future `make` makes, allocating first so that the future can be made in its box: boxing a made future
+/// copies all of it (kilobytes: the state of a whole request) from the stack.
+fn boxed_in_place<F: Future + Send + 'static>(
+    make: impl FnOnce() -> F,
+) -> Pin<Box<dyn Future<Output = F::Output> + Send>> {
+    let slot = Box::<F>::new_uninit();
+    let boxed: Box<F> = Box::write(slot, make());
+    Box::into_pin(boxed)
 }
 
 /// The future of a [`MeshService`] call. One allocation per request: the request's state machine spans routing,
