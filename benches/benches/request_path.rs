@@ -1,15 +1,21 @@
 //! End to end on loopback: the whole request path (`MeshService`: routing, balancing, retry, circuit breaker,
 //! outlier detection; no faults) against the same hyper HTTP/2 client calling the same local server directly,
-//! measured side by side in one run.
+//! measured side by side in one run, on one runtime.
 //!
-//! Reports, for both, latency at concurrency 1 (p50, p99) and throughput at concurrency 64, and the ratios the
-//! request-path issue sets: throughput mesh/direct at least 0.95; p50 latency added at concurrency 1 at most 10 µs.
-//! Rounds alternate between the two so machine noise hits both alike. Run with
-//! `cargo bench -p mesh-benches --bench request_path`.
+//! Three sides: `direct` (a bare hyper client, hyper's defaults), `direct-as-mesh` (the same client with the
+//! connection settings the mesh uses: keep-alive pings on a timer, which make hyper lock and read the clock on every
+//! frame received) and `mesh`. Each reports latency at concurrency 1 (p50, p99) and throughput at concurrency 64;
+//! the ratios the request-path issue sets (throughput mesh/direct at least 0.95; p50 latency added at concurrency 1
+//! at most 10 µs) are given against both direct sides. Sides take turns within each round so machine noise hits
+//! all alike. Run with `cargo bench -p mesh-benches --bench request_path`.
+//!
+//! `--count` runs a fixed number of requests of one side instead (see [`count_mode`]), for instruction counts and
+//! CPU time per request.
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::indexing_slicing,
     missing_docs
 )]
 
@@ -22,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use mesh_core::cluster::{Cluster, OutlierDetection};
 use mesh_core::endpoint::{Endpoint, EndpointSet, LocalityEndpoints};
 use mesh_core::listener::{HttpConnectionManager, Listener, RouteSource};
@@ -34,7 +40,8 @@ use mesh_core::snapshot::{ClusterConfig, ConfigSnapshot};
 use mesh_tower::{MeshOptions, MeshService};
 use tower::ServiceExt;
 
-const PATH: &str = "/helloworld.Greeter/SayHello";
+const URI: &str = "http://greeter/helloworld.Greeter/SayHello";
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 const LATENCY_REQUESTS: usize = 5_000;
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(2);
 const CONCURRENCY: usize = 64;
@@ -79,6 +86,7 @@ async fn serve() -> SocketAddr {
     addr
 }
 
+/// A bare hyper HTTP/2 client: hyper's defaults, no keep-alive pings.
 async fn direct_client(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
@@ -86,6 +94,22 @@ async fn direct_client(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .unwrap();
+    tokio::spawn(connection);
+    send
+}
+
+/// The same hyper client configured as the mesh configures its connections: keep-alive pings on a timer (hyper then
+/// takes a lock and reads the clock on every frame it receives, whoever drives it).
+async fn direct_client_as_mesh(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    builder
+        .keep_alive_interval(MeshOptions::DEFAULT_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(MeshOptions::DEFAULT_KEEP_ALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
+    let (send, connection) = builder.handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(connection);
     send
 }
@@ -128,9 +152,12 @@ fn mesh_client(addr: SocketAddr) -> MeshService {
 }
 
 fn request() -> http::Request<Full<Bytes>> {
-    http::Request::post(format!("http://greeter{PATH}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
+    http::Request::post(http::Uri::from_static(URI))
+        .header(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        )
+        .header(http::header::TE, http::HeaderValue::from_static("trailers"))
         .body(Full::new(Bytes::from_static(b"\0\0\0\0\x02hi")))
         .unwrap()
 }
@@ -147,22 +174,27 @@ impl Client {
             Self::Direct(send) => {
                 send.ready().await.unwrap();
                 let response = send.send_request(request()).await.unwrap();
-                assert_eq!(response.status(), 200);
+                check(&response);
                 response.into_body().collect().await.unwrap();
             }
             Self::Mesh(service) => {
                 let response = service.clone().oneshot(request()).await.unwrap();
-                assert_eq!(response.status(), 200);
-                assert_eq!(
-                    response.headers().get("grpc-status").map(|v| v.as_bytes()),
-                    Some(&b"0"[..]),
-                    "the mesh must reach the server: {:?}",
-                    response.headers()
-                );
+                check(&response);
                 response.into_body().collect().await.unwrap();
             }
         }
     }
+}
+
+/// Every side checks that the server answered (the mesh answers its own failures with a status too).
+fn check<B>(response: &http::Response<B>) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get(&GRPC_STATUS).map(|v| v.as_bytes()),
+        Some(&b"0"[..]),
+        "the server must answer: {:?}",
+        response.headers()
+    );
 }
 
 async fn latencies(client: &mut Client) -> Vec<Duration> {
@@ -215,7 +247,118 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
+/// The three sides.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// A bare hyper client.
+    Direct,
+    /// The same hyper client with the mesh's connection settings.
+    DirectAsMesh,
+    /// `MeshService`.
+    Mesh,
+}
+
+impl Side {
+    const ALL: [Self; 3] = [Self::Direct, Self::DirectAsMesh, Self::Mesh];
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|side| side.name() == name)
+    }
+
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::DirectAsMesh => "direct-as-mesh",
+            Self::Mesh => "mesh",
+        }
+    }
+
+    async fn client(self, addr: SocketAddr) -> Client {
+        match self {
+            Self::Direct => Client::Direct(direct_client(addr).await),
+            Self::DirectAsMesh => Client::Direct(direct_client_as_mesh(addr).await),
+            Self::Mesh => Client::Mesh(mesh_client(addr)),
+        }
+    }
+}
+
+/// `--count direct|direct-as-mesh|mesh REQUESTS CONCURRENCY [THREADS]`: a fixed number of requests (after a
+/// warm-up), on one thread unless `THREADS` runtime worker threads are asked for. For instruction counts
+/// (`valgrind --tool=callgrind --toggle-collect='*measured*'` on one thread, or the difference of two runs of
+/// different lengths on several) and CPU time per request (`perf stat -e task-clock`), which a busy machine
+/// disturbs far less than wall-clock throughput.
+fn count_mode() -> Option<(Side, usize, usize, usize)> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--count")?;
+    let side = args
+        .get(at + 1)
+        .and_then(|name| Side::parse(name))
+        .expect("--count direct|direct-as-mesh|mesh REQUESTS CONCURRENCY [THREADS]");
+    let requests = args
+        .get(at + 2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let concurrency = args.get(at + 3).and_then(|n| n.parse().ok()).unwrap_or(1);
+    let threads = args.get(at + 4).and_then(|n| n.parse().ok()).unwrap_or(0);
+    Some((side, requests, concurrency, threads))
+}
+
+#[inline(never)]
+fn measured(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    requests: usize,
+    concurrency: usize,
+) {
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let mut client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..requests / concurrency {
+                    client.call().await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+}
+
+fn count(side: Side, requests: usize, concurrency: usize, threads: usize) {
+    let runtime = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let client = runtime.block_on(async {
+        let addr = serve().await;
+        let mut client = side.client(addr).await;
+        for _ in 0..500 {
+            client.call().await;
+        }
+        client
+    });
+    measured(&runtime, &client, requests, concurrency);
+    println!(
+        "request_path --count: {requests} requests, {}, concurrency {concurrency}",
+        side.name()
+    );
+}
+
 fn main() {
+    if let Some((side, requests, concurrency, threads)) = count_mode() {
+        count(side, requests, concurrency, threads);
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a short smoke pass then.
     let smoke = !std::env::args().any(|a| a == "--bench");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -225,35 +368,58 @@ fn main() {
         .unwrap();
     runtime.block_on(async move {
         let addr = serve().await;
-        let mut direct = Client::Direct(direct_client(addr).await);
-        let mut mesh = Client::Mesh(mesh_client(addr));
-        // Warm up both (connections, EWMA, allocator).
+        let mut clients = Vec::new();
+        for side in Side::ALL {
+            clients.push(side.client(addr).await);
+        }
+        // Warm up all (connections, EWMA, allocator).
         for _ in 0..500 {
-            direct.call().await;
-            mesh.call().await;
+            for client in &mut clients {
+                client.call().await;
+            }
         }
         if smoke {
             println!("request_path: smoke run ok (use `cargo bench` for figures)");
             return;
         }
-        let (mut direct_p50, mut direct_p99, mut mesh_p50, mut mesh_p99) = (vec![], vec![], vec![], vec![]);
-        let (mut direct_rps, mut mesh_rps) = (vec![], vec![]);
+        let mut p50 = vec![Vec::new(); clients.len()];
+        let mut p99 = vec![Vec::new(); clients.len()];
+        let mut rps = vec![Vec::new(); clients.len()];
         for _ in 0..ROUNDS {
-            let d = latencies(&mut direct).await;
-            let m = latencies(&mut mesh).await;
-            direct_p50.push(percentile(&d, 500).as_secs_f64() * 1e6);
-            direct_p99.push(percentile(&d, 990).as_secs_f64() * 1e6);
-            mesh_p50.push(percentile(&m, 500).as_secs_f64() * 1e6);
-            mesh_p99.push(percentile(&m, 990).as_secs_f64() * 1e6);
-            direct_rps.push(throughput(&direct).await);
-            mesh_rps.push(throughput(&mesh).await);
+            for (index, client) in clients.iter_mut().enumerate() {
+                let sorted = latencies(client).await;
+                p50[index].push(percentile(&sorted, 500).as_secs_f64() * 1e6);
+                p99[index].push(percentile(&sorted, 990).as_secs_f64() * 1e6);
+            }
+            for (index, client) in clients.iter().enumerate() {
+                rps[index].push(throughput(client).await);
+            }
         }
-        let (dp50, dp99, mp50, mp99) = (median(direct_p50), median(direct_p99), median(mesh_p50), median(mesh_p99));
-        let (drps, mrps) = (median(direct_rps), median(mesh_rps));
-        println!("request_path (loopback, 2 runtime threads, medians of {ROUNDS} alternating rounds)");
-        println!("  concurrency 1:  direct p50 {dp50:.1} us p99 {dp99:.1} us | mesh p50 {mp50:.1} us p99 {mp99:.1} us");
-        println!("  concurrency 1:  p50 added by the mesh: {:.1} us (target <= 10 us)", mp50 - dp50);
-        println!("  concurrency {CONCURRENCY}: direct {drps:.0} req/s | mesh {mrps:.0} req/s");
-        println!("  concurrency {CONCURRENCY}: throughput ratio mesh/direct: {:.3} (target >= 0.95)", mrps / drps);
+        let p50: Vec<f64> = p50.into_iter().map(median).collect();
+        let p99: Vec<f64> = p99.into_iter().map(median).collect();
+        let rps: Vec<f64> = rps.into_iter().map(median).collect();
+        println!(
+            "request_path (loopback, 2 runtime threads, medians of {ROUNDS} rounds, sides taking turns)"
+        );
+        for (index, side) in Side::ALL.into_iter().enumerate() {
+            println!(
+                "  {:<15} c=1 p50 {:6.1} us p99 {:6.1} us | c={CONCURRENCY} {:7.0} req/s",
+                side.name(),
+                p50[index],
+                p99[index],
+                rps[index]
+            );
+        }
+        let [direct, as_mesh, mesh] = [0, 1, 2];
+        println!(
+            "  c=1  p50 added by the mesh: {:.1} us over direct-as-mesh, {:.1} us over direct (target <= 10 us)",
+            p50[mesh] - p50[as_mesh],
+            p50[mesh] - p50[direct]
+        );
+        println!(
+            "  c={CONCURRENCY} throughput mesh/direct-as-mesh {:.3}, mesh/direct {:.3} (target >= 0.95)",
+            rps[mesh] / rps[as_mesh],
+            rps[mesh] / rps[direct]
+        );
     });
 }

@@ -8,7 +8,10 @@
 //! - `xds_eds`: decoding, validating and publishing (gRFC A74) an EDS update of 10,000 endpoints, and the memory
 //!   of the resulting `EndpointSet` per endpoint (fixtures in [`eds`]).
 //! - `request_path`: the whole `mesh_tower::MeshService` against a direct hyper HTTP/2 client to the same loopback
-//!   server, side by side: latency at concurrency 1 and throughput at concurrency 64, with their ratios.
+//!   server, side by side: latency at concurrency 1 and throughput at concurrency 64, with their ratios, against a
+//!   bare hyper client and against the same client configured as the mesh configures its connections (keep-alive
+//!   pings). `--count` runs a fixed number of requests of one side, for instruction counts (callgrind) and CPU
+//!   time per request (`perf stat`).
 //!
 //! The library part holds the fixtures the benchmarks share, so they are type-checked with the workspace and cannot
 //! rot. Not for: asserting speed. Benchmarks report; tests never time anything.

@@ -15,6 +15,10 @@ pub const GRPC_STATUS: &str = "grpc-status";
 /// The `grpc-message` header or trailer.
 pub const GRPC_MESSAGE: &str = "grpc-message";
 
+/// The same names, parsed once: a lookup by `&str` parses and checks the name on every call.
+pub(crate) const GRPC_STATUS_NAME: http::HeaderName = http::HeaderName::from_static(GRPC_STATUS);
+pub(crate) const GRPC_MESSAGE_NAME: http::HeaderName = http::HeaderName::from_static(GRPC_MESSAGE);
+
 /// A gRPC status code (`grpc/doc/statuscodes.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -169,7 +173,7 @@ impl fmt::Display for Code {
 #[must_use]
 pub fn grpc_status(headers: &HeaderMap) -> Option<Code> {
     headers
-        .get(GRPC_STATUS)
+        .get(GRPC_STATUS_NAME)
         .and_then(|value| Code::parse(value.as_bytes()))
 }
 

@@ -2,8 +2,12 @@
 
 mod support;
 
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use mesh_core::cluster::{
@@ -15,6 +19,7 @@ use mesh_tower::metrics::Metrics;
 use support::backend::{always, handler};
 use support::config::{cluster, leaf, loc, snapshot, to, vhost};
 use support::{Backend, Reply, eventually, grpc, options};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,6 +92,78 @@ async fn the_circuit_breaker_holds_exactly_max_requests_in_flight() {
     // The permits came back: the next request goes through.
     gate.add_permits(1);
     assert!(grpc(&service, "/x", &[]).await.ok());
+}
+
+/// Polls `call` once, with a waker that does nothing (a later `.await` polls it again with a real one).
+fn poll_once<F: Future + Unpin>(call: &mut F) -> Poll<F::Output> {
+    Pin::new(call).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+#[tokio::test]
+async fn requests_waiting_for_a_connection_are_held_up_to_max_pending_requests() {
+    // A listening socket whose accept queue holds one connection, taken here: the kernel then drops the mesh's
+    // connection attempt (SYN) until the queue has room, so its requests wait for the connection (Envoy's pending
+    // requests) for as long as the test wants.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from((Ipv4Addr::new(127, 0, 0, 52), 0)))
+        .unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let queued = TcpStream::connect(addr).await.unwrap();
+    let service = MeshService::new(options());
+    let limited = cluster("c", LbPolicy::RoundRobin)
+        .with_connect_timeout(Duration::from_secs(30))
+        .with_circuit_breakers(
+            CircuitBreakers::default()
+                .with_max_requests(100_u32)
+                .with_max_pending_requests(2_u32),
+        );
+    service.update(Some(Ok(snapshot(
+        1,
+        vhost(vec![to("c")]),
+        vec![leaf(limited, vec![loc("z", 0, vec![addr])])],
+        None,
+    ))));
+    // Up to the limit, requests wait for the connection: far below max_requests, they are not refused.
+    let mut waiting: Vec<_> = (0..2)
+        .map(|_| Box::pin(grpc(&service, "/x", &[])))
+        .collect();
+    for call in &mut waiting {
+        assert!(poll_once(call).is_pending());
+    }
+    // Beyond it, a request fails at once (its first poll), UNAVAILABLE with the reason.
+    let Poll::Ready(rejected) = poll_once(&mut Box::pin(grpc(&service, "/x", &[]))) else {
+        panic!("a request beyond max_pending_requests must fail fast");
+    };
+    assert_eq!(rejected.grpc_status, Some(14));
+    let message = rejected.grpc_message.unwrap();
+    assert!(
+        message.contains("max_pending_requests 2") && message.contains("\"c\""),
+        "{message}"
+    );
+    // Let the endpoint's connection task run: its connect is now waiting on the kernel, and so are the requests.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    for call in &mut waiting {
+        assert!(poll_once(call).is_pending(), "still waiting to connect");
+    }
+    // Room in the accept queue: the mesh's retransmitted SYN gets through (about a second later), the connection is
+    // made and the waiting requests go out.
+    drop(queued);
+    let (first, _) = listener.accept().await.unwrap();
+    drop(first);
+    let backend = Backend::start_on(listener, always(Reply::Grpc(0)));
+    for call in waiting {
+        assert!(call.await.ok());
+    }
+    assert_eq!(backend.hits(), 2);
+    // Connected, requests are no longer pending: more than the pending limit go through at once.
+    let calls: Vec<_> = (0..5).map(|_| grpc(&service, "/x", &[])).collect();
+    for answer in futures_util::future::join_all(calls).await {
+        assert!(answer.ok());
+    }
 }
 
 /// Tracks ejections as the metrics interface reports them.

@@ -1,8 +1,9 @@
 //! Bodies of the request path: what goes up to an endpoint ([`UpstreamBody`], replayable for retries) and what
 //! comes back ([`ResponseBody`], which also ends the call's bookkeeping when the stream ends).
 //!
-//! Request bodies of any type are boxed once per request (one allocation) so that one HTTP/2 connection serves
-//! callers with different body types. A request that may be retried wraps its body in a replay buffer
+//! A body that is whole in memory already (`Full<Bytes>`, `Empty<Bytes>`) is taken as its bytes, which every attempt
+//! shares; a body of any other type is boxed once per request (one allocation) so that one HTTP/2 connection serves
+//! callers with different body types. A request that may be retried wraps a boxed body in a replay buffer
 //! ([`replay`]): the first attempt streams from the caller's body and records what it sends, up to the retry
 //! policy's `max_buffered_body_bytes`; a retry replays the record and continues from the caller's body. A body
 //! larger than the limit stops being recorded and its request is not retried.
@@ -10,13 +11,14 @@
 mod replay;
 mod response;
 
+use std::any::Any;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
 
 pub(crate) use replay::ReplayBody;
 pub use response::ResponseBody;
@@ -35,6 +37,47 @@ where
     B::Error: Into<BoxError>,
 {
     UnsyncBoxBody::new(body.map_err(Into::into))
+}
+
+/// The caller's request body as the request path takes it: the bytes of a body that is whole in memory already
+/// (`Full<Bytes>`, as hyper callers send unary messages, or `Empty<Bytes>`), taken without boxing, or any other
+/// body boxed once.
+pub(crate) enum CallerBody {
+    /// The whole body (empty for none).
+    Whole(Bytes),
+    /// Any other body.
+    Streaming(BoxBody),
+}
+
+impl CallerBody {
+    pub(crate) fn new<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut slot = Some(body);
+        let any: &mut dyn Any = &mut slot;
+        if let Some(full) = any.downcast_mut::<Option<Full<Bytes>>>() {
+            return Self::Whole(full.take().map(whole).unwrap_or_default());
+        }
+        if any.is::<Option<Empty<Bytes>>>() {
+            return Self::Whole(Bytes::new());
+        }
+        slot.map_or_else(
+            || Self::Whole(Bytes::new()),
+            |body| Self::Streaming(box_body(body)),
+        )
+    }
+}
+
+/// The bytes of a `Full` body: its one data frame, ready at once.
+fn whole(mut body: Full<Bytes>) -> Bytes {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match Pin::new(&mut body).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        Poll::Ready(Some(Err(never))) => match never {},
+        Poll::Ready(None) | Poll::Pending => Bytes::new(),
+    }
 }
 
 /// The body sent to an endpoint: the caller's body as is, or a replay of it.

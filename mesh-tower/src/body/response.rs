@@ -306,9 +306,9 @@ impl fmt::Debug for ResponseBody {
 /// Trailers (or trailers-only headers) carrying `error` as a gRPC status.
 pub(crate) fn status_trailers(error: &MeshError) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(2);
-    headers.insert(status::GRPC_STATUS, error.code().header_value());
+    headers.insert(status::GRPC_STATUS_NAME, error.code().header_value());
     headers.insert(
-        status::GRPC_MESSAGE,
+        status::GRPC_MESSAGE_NAME,
         status::encode_grpc_message(&error.to_string()),
     );
     headers

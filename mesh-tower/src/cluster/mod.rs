@@ -291,25 +291,40 @@ impl OutcomeRecorder {
 
     /// Records `outcome`; an ejection it causes takes effect at once (the picker is rebuilt).
     pub(crate) fn record(self, outcome: crate::lb::Outcome) {
-        let Some(detector) = &self.list.detector else {
+        Self::record_now(&self.cluster, &self.list, self.slot, outcome);
+    }
+
+    /// Records the outcome of the endpoint in `slot` of `list` (from `cluster`'s picker table) now, without a
+    /// recorder: an outcome known when the response headers arrive takes no references.
+    pub(crate) fn record_now(
+        cluster: &LeafCluster,
+        list: &EndpointList,
+        slot: usize,
+        outcome: crate::lb::Outcome,
+    ) {
+        let Some(detector) = &list.detector else {
             return;
         };
+        // A success ejects nothing: it needs neither the clock nor a random draw.
+        if outcome == crate::lb::Outcome::Success {
+            detector.record_success(slot);
+            return;
+        }
         let mut rng = LazyRng {
-            runtime: &self.cluster.runtime,
+            runtime: &cluster.runtime,
             rng: None,
         };
-        if let Some(ejection) = detector.record(self.slot, outcome, now(), &mut rng) {
-            let endpoint = self
-                .list
+        if let Some(ejection) = detector.record(slot, outcome, now(), &mut rng) {
+            let endpoint = list
                 .endpoint(ejection.endpoint)
                 .map_or("?", |e| &**e.label());
-            tracing::info!(cluster = %self.cluster.name, endpoint, reason = %ejection.reason, "endpoint ejected");
-            self.cluster
+            tracing::info!(cluster = %cluster.name, endpoint, reason = %ejection.reason, "endpoint ejected");
+            cluster
                 .runtime
                 .options
                 .metrics
-                .ejection(&self.cluster.name, endpoint, true);
-            self.cluster.rebuild_soon();
+                .ejection(&cluster.name, endpoint, true);
+            cluster.rebuild_soon();
         }
     }
 }

@@ -94,9 +94,12 @@ impl Connection {
         }
     }
 
-    /// Whether a request can be sent at once, without waiting for a connection.
-    pub(super) fn is_ready(&self) -> bool {
-        matches!(&**self.shared.state.load(), State::Ready(sender) if !sender.is_closed())
+    /// A handle to send on at once, without waiting for a connection, when connected.
+    pub(super) fn ready_sender(&self) -> Option<SendRequest<UpstreamBody>> {
+        match &**self.shared.state.load() {
+            State::Ready(sender) if !sender.is_closed() => Some(sender.clone()),
+            _ => None,
+        }
     }
 
     pub(super) fn reachability(&self) -> Reachability {

@@ -67,13 +67,14 @@ impl Endpoint {
     /// Records how long an exchange took. A failed exchange counts as at least [`FAILURE_PENALTY_FACTOR`] times the
     /// cluster's default latency, so that an endpoint failing fast does not look fast and draw more traffic to P2C
     /// (the "black hole" of latency-based balancing); outlier detection, when configured, ejects it outright.
-    pub(crate) fn observe(&self, elapsed: Duration, failed: bool) {
+    /// `now` is when the exchange ended, as the caller read the clock for it already.
+    pub(crate) fn observe(&self, elapsed: Duration, failed: bool, now: std::time::Instant) {
         let rtt = if failed {
             elapsed.max(self.failure_penalty)
         } else {
             elapsed
         };
-        self.ewma.observe(rtt, now());
+        self.ewma.observe(rtt, now);
     }
 
     /// Requests in flight to this endpoint.
@@ -91,17 +92,16 @@ impl Endpoint {
         self.connection.reachability()
     }
 
-    /// Whether a request can be sent at once (connected).
-    pub(crate) fn is_ready(&self) -> bool {
-        self.connection.is_ready()
+    /// A handle to send on at once, when connected (one atomic load).
+    pub(crate) fn ready_sender(&self) -> Option<SendRequest<UpstreamBody>> {
+        self.connection.ready_sender()
     }
 
-    /// Counts a request in flight until the guard drops.
-    pub(crate) fn start_request(self: &Arc<Self>) -> Outstanding {
+    /// Counts a request in flight until the guard drops. The guard holds the endpoint for the request, so the
+    /// request path takes one reference to it per attempt.
+    pub(crate) fn start_request(self: Arc<Self>) -> Outstanding {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
-        Outstanding {
-            endpoint: Arc::clone(self),
-        }
+        Outstanding { endpoint: self }
     }
 
     /// A handle to send requests on, connecting first if need be.
@@ -127,6 +127,13 @@ impl std::fmt::Debug for Endpoint {
 #[derive(Debug)]
 pub(crate) struct Outstanding {
     endpoint: Arc<Endpoint>,
+}
+
+impl Outstanding {
+    /// The endpoint the request went to.
+    pub(crate) fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.endpoint
+    }
 }
 
 impl Drop for Outstanding {

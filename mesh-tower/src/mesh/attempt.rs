@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
 use mesh_core::rng::RandomSource;
 use mesh_core::route::RetryOn;
 use tokio::time::Instant;
@@ -12,7 +13,7 @@ use tracing::Instrument;
 
 use crate::body::{PendingAttempt, UpstreamBody, record_status};
 use crate::cluster::{LeafCluster, OutcomeRecorder, PickContext, PickError, PickerTable};
-use crate::endpoint::{Endpoint, Outstanding, now};
+use crate::endpoint::{Endpoint, Outstanding};
 use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
 use crate::metrics::{AttemptLabels, AttemptStart, Metrics, Outcome, split_grpc_path};
@@ -46,7 +47,10 @@ pub(super) struct Held {
 /// An attempt's result.
 pub(super) struct AttemptResult {
     pub(super) result: Result<Response<Incoming>, MeshError>,
-    pub(super) endpoint: Option<Arc<Endpoint>>,
+    /// The gRPC status in the response headers (trailers-only responses), read once.
+    pub(super) header_code: Option<Code>,
+    /// The endpoint of a failed exchange (a successful one's is in `held`).
+    failed_endpoint: Option<Arc<Endpoint>>,
     pub(super) held: Held,
     pub(super) retryable: bool,
 }
@@ -55,10 +59,21 @@ impl AttemptResult {
     fn failed(error: MeshError) -> Self {
         Self {
             result: Err(error),
-            endpoint: None,
+            header_code: None,
+            failed_endpoint: None,
             held: Held::default(),
             retryable: false,
         }
+    }
+
+    /// The endpoint the attempt went to, if it got that far (for retries to avoid).
+    pub(super) fn endpoint(&self) -> Option<Arc<Endpoint>> {
+        self.failed_endpoint.clone().or_else(|| {
+            self.held
+                .outstanding
+                .as_ref()
+                .map(|outstanding| Arc::clone(outstanding.endpoint()))
+        })
     }
 }
 
@@ -76,16 +91,18 @@ pub(super) async fn run(
         grpc: spec.grpc,
         attempt: spec.number,
     });
+    // One clock read serves the pick's latency estimates and the attempt's duration.
+    let started = Instant::now();
     let context = PickContext {
         hash: spec.hash,
         avoid: spec.avoid,
-        now: now(),
+        now: started.into_std(),
     };
     let picked = match table.pick(&context, rng) {
         Ok(picked) => picked,
         Err(error) => return AttemptResult::failed(pick_error(leaf.name(), error)),
     };
-    let Some(endpoint) = table.list.endpoint(picked.slot).cloned() else {
+    let Some(endpoint) = table.list.endpoint(picked.slot) else {
         return AttemptResult::failed(pick_error(leaf.name(), PickError::NoHealthy(table.counts)));
     };
     // gRFC A32: every attempt counts against max_requests while it is in flight.
@@ -125,7 +142,8 @@ pub(super) async fn run(
         status = tracing::field::Empty,
     );
     // A request that must wait for a connection is pending (Envoy's max_pending_requests).
-    let pending = if endpoint.is_ready() {
+    let ready = endpoint.ready_sender();
+    let pending = if ready.is_some() {
         None
     } else {
         match leaf.circuit().try_acquire_pending() {
@@ -142,24 +160,33 @@ pub(super) async fn run(
     if let Some(propagator) = &leaf.runtime().options.propagator {
         propagator.inject(&span, request.headers_mut());
     }
-    let outstanding = endpoint.start_request();
-    let started = Instant::now();
-    let sending = send(&endpoint, leaf.name(), request, pending);
+    let outstanding = Arc::clone(endpoint).start_request();
+    let endpoint = outstanding.endpoint();
+    let sending = send(endpoint, leaf.name(), request, ready, pending);
+    // As for the request's span: no wrapper when nothing listens.
+    let traced = !span.is_disabled();
     let result = match spec.per_try_timeout {
-        Some(timeout) => match tokio::time::timeout(timeout, sending)
-            .instrument(span.clone())
-            .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(MeshError::AttemptTimeout {
-                cluster: Arc::clone(leaf.name()),
-                timeout,
-            }),
-        },
-        None => sending.instrument(span.clone()).await,
+        Some(timeout) => {
+            let timed = if traced {
+                tokio::time::timeout(timeout, sending)
+                    .instrument(span.clone())
+                    .await
+            } else {
+                tokio::time::timeout(timeout, sending).await
+            };
+            timed.unwrap_or_else(|_| {
+                Err(MeshError::AttemptTimeout {
+                    cluster: Arc::clone(leaf.name()),
+                    timeout,
+                })
+            })
+        }
+        None if traced => sending.instrument(span.clone()).await,
+        None => sending.await,
     };
-    let elapsed = started.elapsed();
-    let recorder = OutcomeRecorder::new(leaf, table, picked.slot);
+    let finished = Instant::now();
+    let elapsed = finished.saturating_duration_since(started);
+    let record = |outcome| OutcomeRecorder::record_now(leaf, &table.list, picked.slot, outcome);
     let labels = AttemptLabels {
         cluster: leaf.name(),
         locality,
@@ -170,17 +197,20 @@ pub(super) async fn run(
     };
     let mut held = Held {
         permit: Some(permit),
-        outstanding: Some(outstanding),
+        outstanding: None,
         recorder: None,
         attempt: None,
     };
+    let mut header_code = None;
     let retryable = match &result {
         Ok(response) => {
             let code = status::grpc_status(response.headers());
+            header_code = code;
             let http_status = response.status().as_u16();
             endpoint.observe(
                 elapsed,
                 http_status >= 500 || code == Some(Code::Unavailable),
+                finished.into_std(),
             );
             span.record(
                 "status",
@@ -209,11 +239,13 @@ pub(super) async fn run(
             }
             // gRFC A50 / Envoy: the outcome is known now unless a gRPC status is still to come in trailers.
             match (spec.grpc, http_status, code) {
-                (true, 200, None) => held.recorder = recorder,
-                (true, 200, Some(code)) => {
-                    record(recorder, OutlierOutcome::from_grpc_code(code.as_u32()));
+                (true, 200, None) => {
+                    held.recorder = OutcomeRecorder::new(leaf, table, picked.slot);
                 }
-                _ => record(recorder, OutlierOutcome::from_http_status(http_status)),
+                (true, 200, Some(code)) => {
+                    record(OutlierOutcome::from_grpc_code(code.as_u32()));
+                }
+                _ => record(OutlierOutcome::from_http_status(http_status)),
             }
             let code = code.or_else(|| {
                 (spec.grpc && http_status != 200).then(|| Code::from_http_status(http_status))
@@ -221,11 +253,11 @@ pub(super) async fn run(
             retry::retries_response(spec.retry_on, spec.grpc, http_status, code)
         }
         Err(error) => {
-            endpoint.observe(elapsed, true);
+            endpoint.observe(elapsed, true, finished.into_std());
             span.record("status", tracing::field::display(error));
             span.record("otel.status_code", "error");
             spec.metrics.attempt_finished(&labels, None, elapsed);
-            record(recorder, OutlierOutcome::connect_failure());
+            record(OutlierOutcome::connect_failure());
             match error {
                 MeshError::AttemptTimeout { .. } => {
                     retry::retries_timeout(spec.retry_on, spec.grpc)
@@ -237,12 +269,17 @@ pub(super) async fn run(
             }
         }
     };
-    if result.is_err() {
+    let failed_endpoint = if result.is_err() {
         held = Held::default();
-    }
+        Some(Arc::clone(endpoint))
+    } else {
+        held.outstanding = Some(outstanding);
+        None
+    };
     AttemptResult {
         result,
-        endpoint: Some(endpoint),
+        header_code,
+        failed_endpoint,
         held,
         retryable,
     }
@@ -252,6 +289,7 @@ async fn send(
     endpoint: &Endpoint,
     cluster: &Arc<str>,
     request: Request<UpstreamBody>,
+    ready: Option<SendRequest<UpstreamBody>>,
     pending: Option<Permit>,
 ) -> Result<Response<Incoming>, MeshError> {
     let transport = |failure, source: SharedError| MeshError::Transport {
@@ -260,10 +298,13 @@ async fn send(
         failure,
         source,
     };
-    let mut sender = endpoint
-        .sender()
-        .await
-        .map_err(|source| transport(TransportFailure::Connect, source))?;
+    let mut sender = match ready {
+        Some(sender) => sender,
+        None => endpoint
+            .sender()
+            .await
+            .map_err(|source| transport(TransportFailure::Connect, source))?,
+    };
     drop(pending);
     sender
         .send_request(request)
@@ -288,12 +329,6 @@ fn classify(error: &hyper::Error) -> TransportFailure {
         source = current.source();
     }
     TransportFailure::Reset
-}
-
-fn record(recorder: Option<OutcomeRecorder>, outcome: OutlierOutcome) {
-    if let Some(recorder) = recorder {
-        recorder.record(outcome);
-    }
 }
 
 fn pick_error(cluster: &Arc<str>, error: PickError) -> MeshError {

@@ -17,13 +17,13 @@ use super::request::attempt_request;
 use super::response::error_response;
 use super::{ConfigState, RoutingState, Shared};
 
-use crate::body::{BoxBody, CallGuard, ReplayBody, ResponseBody, Retryable, UpstreamBody};
+use crate::body::{CallGuard, CallerBody, ReplayBody, ResponseBody, Retryable, UpstreamBody};
 use crate::endpoint::Endpoint;
 use crate::error::{MeshError, TransportFailure};
 use crate::fault;
 use crate::lb::{RequestGuard, RetryGuard, retry_backoff};
 use crate::metrics::{CallLabels, Outcome, split_grpc_path};
-use crate::router::{self, Decision};
+use crate::router::{self, Decision, RequestFacts};
 use crate::runtime::RequestRng;
 use crate::status;
 use crate::timeout;
@@ -31,7 +31,7 @@ use crate::timeout;
 /// Serves one request; failures become responses.
 pub(super) async fn handle(
     shared: Arc<Shared>,
-    request: Request<BoxBody>,
+    request: Request<CallerBody>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let grpc = status::is_grpc_request(request.headers());
@@ -53,13 +53,13 @@ pub(super) async fn handle(
         );
     };
     let mut rng = shared.runtime.request_rng();
-    let decision = match router::route(
-        routing,
-        request.uri().path(),
-        request.headers(),
+    let facts = RequestFacts {
+        path: request.uri().path(),
+        headers: request.headers(),
         grpc,
-        &mut rng,
-    ) {
+        header_timeout,
+    };
+    let decision = match router::route(routing, facts, &mut rng) {
         Ok(decision) => decision,
         Err(error) => return error_response(error, grpc),
     };
@@ -98,12 +98,19 @@ pub(super) async fn handle(
         started,
     };
     let work = exchange.run(request, &mut rng);
+    // Without a subscriber for the span, the request's state is not wrapped to enter it: each wrapper moves the
+    // whole state (kilobytes) once more.
+    let traced = !span.is_disabled();
     let result = match deadline {
-        Some((at, timeout)) => tokio::time::timeout_at(at, work)
+        Some((at, timeout)) if traced => tokio::time::timeout_at(at, work)
             .instrument(span.clone())
             .await
             .unwrap_or(Err(MeshError::DeadlineExceeded { timeout })),
-        None => work.instrument(span.clone()).await,
+        Some((at, timeout)) => tokio::time::timeout_at(at, work)
+            .await
+            .unwrap_or(Err(MeshError::DeadlineExceeded { timeout })),
+        None if traced => work.instrument(span.clone()).await,
+        None => work.await,
     };
     match result {
         Ok(response) => {
@@ -171,7 +178,7 @@ async fn ready_state(
 /// The caller's body, as each attempt gets it.
 enum Source {
     /// Sent once.
-    Direct(Option<BoxBody>),
+    Once(Option<UpstreamBody>),
     /// Replayable.
     Replay(ReplayBody),
     /// Whole before the first attempt: each attempt sends the same bytes.
@@ -181,10 +188,7 @@ enum Source {
 impl Source {
     fn next(&mut self) -> UpstreamBody {
         match self {
-            Self::Direct(body) => UpstreamBody::Direct(
-                body.take()
-                    .unwrap_or_else(|| crate::body::box_body(http_body_util::Empty::new())),
-            ),
+            Self::Once(body) => body.take().unwrap_or(UpstreamBody::Complete(None)),
             Self::Replay(body) => UpstreamBody::Replay(body.replay()),
             Self::Complete(data) => {
                 UpstreamBody::Complete(Some(data.clone()).filter(|data| !data.is_empty()))
@@ -194,7 +198,7 @@ impl Source {
 
     fn is_replayable(&self) -> bool {
         match self {
-            Self::Direct(body) => body.is_some(),
+            Self::Once(body) => body.is_some(),
             Self::Replay(body) => body.is_replayable(),
             Self::Complete(_) => true,
         }
@@ -219,7 +223,7 @@ struct Exchange<'a> {
 impl Exchange<'_> {
     async fn run(
         &self,
-        request: Request<BoxBody>,
+        request: Request<CallerBody>,
         rng: &mut RequestRng,
     ) -> Result<Response<ResponseBody>, MeshError> {
         let cluster = self.decision.target.name();
@@ -242,17 +246,22 @@ impl Exchange<'_> {
             .retry
             .filter(|policy| policy.max_attempts() > 1 && !policy.retry_on.is_empty());
         let max_attempts = policy.map_or(1, RetryPolicy::max_attempts);
-        let mut source = match policy {
-            Some(policy)
-                if body.size_hint().lower()
-                    <= u64::try_from(policy.max_buffered_body_bytes).unwrap_or(u64::MAX) =>
+        let limit = policy.map(|policy| policy.max_buffered_body_bytes);
+        let mut source = match (body, limit) {
+            (CallerBody::Whole(data), Some(limit)) if data.len() <= limit => Source::Complete(data),
+            (CallerBody::Streaming(body), Some(limit))
+                if body.size_hint().lower() <= u64::try_from(limit).unwrap_or(u64::MAX) =>
             {
-                match Retryable::new(body, policy.max_buffered_body_bytes) {
+                match Retryable::new(body, limit) {
                     Retryable::Complete(data) => Source::Complete(data),
                     Retryable::Replay(body) => Source::Replay(body),
                 }
             }
-            _ => Source::Direct(Some(body)),
+            // Not retried (no policy, or more than the policy buffers): sent once.
+            (CallerBody::Whole(data), _) => Source::Once(Some(UpstreamBody::Complete(
+                Some(data).filter(|data| !data.is_empty()),
+            ))),
+            (CallerBody::Streaming(body), _) => Source::Once(Some(UpstreamBody::Direct(body))),
         };
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
         let mut budget: Option<RequestGuard> = None;
@@ -315,7 +324,7 @@ impl Exchange<'_> {
                 if let Some(guard) = slot {
                     _retrying = guard;
                     metrics.retry(leaf.name());
-                    if let Some(endpoint) = attempt.endpoint {
+                    if let Some(endpoint) = attempt.endpoint() {
                         tried.push(endpoint);
                     }
                     // Release the failed attempt (its permit and stream) before waiting.
@@ -338,6 +347,7 @@ impl Exchange<'_> {
         attempt: AttemptResult,
         budget: Option<RequestGuard>,
     ) -> Result<Response<ResponseBody>, MeshError> {
+        let header_code = attempt.header_code;
         let response = attempt.result?;
         let (parts, body) = response.into_parts();
         let guard = CallGuard {
@@ -347,7 +357,7 @@ impl Exchange<'_> {
             metrics: Arc::clone(&self.shared.runtime.options.metrics),
             started: self.started,
             http_status: parts.status.as_u16(),
-            header_code: status::grpc_status(&parts.headers),
+            header_code,
             recorder: attempt.held.recorder,
             permit: attempt.held.permit,
             outstanding: attempt.held.outstanding,

@@ -31,7 +31,7 @@ use tower_service::Service;
 pub use request::GRPC_PREVIOUS_RPC_ATTEMPTS;
 pub(crate) use state::{ConfigState, RoutingState};
 
-use crate::body::{BoxError, ResponseBody, box_body};
+use crate::body::{BoxError, CallerBody, ResponseBody};
 use crate::fault::ActiveFaults;
 use crate::options::MeshOptions;
 use crate::runtime::Runtime;
@@ -173,14 +173,26 @@ where
 
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
         let shared = Arc::clone(&self.shared);
+        let request = request.map(CallerBody::new);
         ResponseFuture {
-            inner: Box::pin(call::handle(shared, request.map(box_body))),
+            inner: boxed_in_place(move || call::handle(shared, request)),
         }
     }
 }
 
+/// Boxes the future `make` makes, allocating first so that the future can be made in its box: boxing a made future
+/// copies all of it (kilobytes: the state of a whole request) from the stack.
+fn boxed_in_place<F: Future + Send + 'static>(
+    make: impl FnOnce() -> F,
+) -> Pin<Box<dyn Future<Output = F::Output> + Send>> {
+    let slot = Box::<F>::new_uninit();
+    let boxed: Box<F> = Box::write(slot, make());
+    Box::into_pin(boxed)
+}
+
 /// The future of a [`MeshService`] call. One allocation per request: the request's state machine spans routing,
-/// faults, retries and the connection, and boxing it keeps this type nameable.
+/// faults, retries and the connection, and boxing it keeps this type nameable. (A request body that is not whole in
+/// memory is boxed too, once, so that one connection serves callers with any body type.)
 pub struct ResponseFuture {
     inner: Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>,
 }

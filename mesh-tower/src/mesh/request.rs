@@ -8,12 +8,16 @@ use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{HeaderValue, Request};
 
 use crate::body::UpstreamBody;
-use crate::timeout::{GRPC_TIMEOUT, format_grpc_timeout};
+use crate::timeout::{GRPC_TIMEOUT_NAME, format_grpc_timeout};
 
 /// gRFC A6: the number of attempts made before this one, sent on every retry.
 pub const GRPC_PREVIOUS_RPC_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
+const GRPC_PREVIOUS_RPC_ATTEMPTS_NAME: http::HeaderName =
+    http::HeaderName::from_static(GRPC_PREVIOUS_RPC_ATTEMPTS);
 
-/// Builds attempt `attempt` (0 for the first). The last attempt takes `parts`; earlier ones copy them.
+/// Builds attempt `attempt` (0 for the first). Each attempt sends the caller's head; one that may be followed by
+/// another leaves a copy of it in `parts` for the next. The original goes out rather than the copy because a copy's
+/// header table has no room to spare, and hyper adds `content-length` to it.
 pub(crate) fn attempt_request(
     parts: &mut Parts,
     last: bool,
@@ -23,18 +27,18 @@ pub(crate) fn attempt_request(
     grpc: bool,
     body: UpstreamBody,
 ) -> Request<UpstreamBody> {
-    let mut request = if last {
-        let taken = std::mem::replace(parts, Request::new(()).into_parts().0);
-        Request::from_parts(taken, body)
+    let kept = if last {
+        Request::new(()).into_parts().0
     } else {
-        let mut request = Request::new(body);
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = parts.uri.clone();
-        *request.version_mut() = parts.version;
-        *request.headers_mut() = parts.headers.clone();
-        *request.extensions_mut() = parts.extensions.clone();
-        request
+        let mut copy = Request::new(()).into_parts().0;
+        copy.method = parts.method.clone();
+        copy.uri = parts.uri.clone();
+        copy.version = parts.version;
+        copy.headers = parts.headers.clone();
+        copy.extensions = parts.extensions.clone();
+        copy
     };
+    let mut request = Request::from_parts(std::mem::replace(parts, kept), body);
     // HTTP/2 to the endpoint, whatever the caller used.
     *request.version_mut() = http::Version::HTTP_2;
     if request.uri().scheme().is_none() || request.uri().authority().is_none() {
@@ -43,10 +47,10 @@ pub(crate) fn attempt_request(
     }
     let headers = request.headers_mut();
     if attempt > 0 {
-        headers.insert(GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(attempt));
+        headers.insert(GRPC_PREVIOUS_RPC_ATTEMPTS_NAME, HeaderValue::from(attempt));
     }
     if grpc && let Some(remaining) = remaining {
-        headers.insert(GRPC_TIMEOUT, format_grpc_timeout(remaining));
+        headers.insert(GRPC_TIMEOUT_NAME, format_grpc_timeout(remaining));
     }
     request
 }
@@ -96,7 +100,7 @@ mod tests {
             body(),
         );
         assert_eq!(retry.headers()[GRPC_PREVIOUS_RPC_ATTEMPTS], "2");
-        assert_eq!(retry.headers()[GRPC_TIMEOUT], "5000000n");
+        assert_eq!(retry.headers()[crate::timeout::GRPC_TIMEOUT], "5000000n");
     }
 
     #[test]

@@ -17,9 +17,9 @@ pub(crate) fn error_response(error: MeshError, grpc: bool) -> Response<ResponseB
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/grpc"),
         );
-        headers.insert(status::GRPC_STATUS, error.code().header_value());
+        headers.insert(status::GRPC_STATUS_NAME, error.code().header_value());
         headers.insert(
-            status::GRPC_MESSAGE,
+            status::GRPC_MESSAGE_NAME,
             status::encode_grpc_message(&error.to_string()),
         );
         response

@@ -47,26 +47,39 @@ pub(crate) struct Decision<'s> {
 /// No route, a non-forwarding route, or a cluster header that names no cluster.
 pub(crate) fn route<'s>(
     state: &'s RoutingState,
-    path: &str,
-    headers: &HeaderMap,
-    grpc: bool,
+    request: RequestFacts<'_>,
     rng: &mut impl RandomSource,
 ) -> Result<Decision<'s>, MeshError> {
-    if grpc {
-        decide(state, path, &GrpcHeaders::new(headers), headers, grpc, rng)
+    if request.grpc {
+        decide(state, &GrpcHeaders::new(request.headers), request, rng)
     } else {
-        decide(state, path, headers, headers, grpc, rng)
+        decide(state, request.headers, request, rng)
     }
+}
+
+/// What routing reads of a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestFacts<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) headers: &'a HeaderMap,
+    /// A gRPC request (`content-type: application/grpc…`).
+    pub(crate) grpc: bool,
+    /// Its `grpc-timeout`, read once by the caller (gRPC requests only).
+    pub(crate) header_timeout: Option<std::time::Duration>,
 }
 
 fn decide<'s, H: HeaderLookup + ?Sized>(
     state: &'s RoutingState,
-    path: &str,
     view: &H,
-    headers: &HeaderMap,
-    grpc: bool,
+    request: RequestFacts<'_>,
     rng: &mut impl RandomSource,
 ) -> Result<Decision<'s>, MeshError> {
+    let RequestFacts {
+        path,
+        headers,
+        grpc,
+        header_timeout,
+    } = request;
     let vhost = state.snapshot.virtual_host();
     let Some(index) = vhost.find_route_index(path, view, &mut *rng) else {
         return Err(MeshError::NoRoute {
@@ -119,11 +132,6 @@ fn decide<'s, H: HeaderLookup + ?Sized>(
                 route: "unsupported cluster specifier".into(),
             });
         }
-    };
-    let header_timeout = if grpc {
-        timeout::grpc_timeout(headers)
-    } else {
-        None
     };
     // gRFC A33/A39: overrides apply only when the listener runs a fault filter; the most specific wins.
     let fault = state.fault_filter.as_ref().map(|filter| {

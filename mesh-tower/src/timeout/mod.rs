@@ -17,6 +17,9 @@ use mesh_core::route::RouteAction;
 /// The `grpc-timeout` request header.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 
+/// [`GRPC_TIMEOUT`], parsed once.
+pub(crate) const GRPC_TIMEOUT_NAME: http::HeaderName = http::HeaderName::from_static(GRPC_TIMEOUT);
+
 /// The largest value `grpc-timeout` can carry per unit (`PROTOCOL-HTTP2.md`: at most 8 digits).
 const MAX_TIMEOUT_VALUE: u64 = 99_999_999;
 
@@ -69,7 +72,7 @@ pub fn format_grpc_timeout(timeout: Duration) -> HeaderValue {
 #[must_use]
 pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     headers
-        .get(GRPC_TIMEOUT)
+        .get(GRPC_TIMEOUT_NAME)
         .and_then(|value| parse_grpc_timeout(value.as_bytes()))
 }
 

@@ -116,6 +116,24 @@ impl Backend {
         backend
     }
 
+    /// Starts a backend serving on `listener`, bound by the caller (for tests that shape the listening socket).
+    pub fn start_on(listener: TcpListener, handler: Handler) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let mut backend = Self {
+            addr,
+            name: addr.ip().to_string(),
+            hits: Arc::default(),
+            in_flight: Arc::default(),
+            peak: Arc::default(),
+            connections: Arc::default(),
+            handler: Arc::new(std::sync::Mutex::new(handler)),
+            reading: Reading::Whole,
+            server: None,
+        };
+        backend.serve(listener);
+        backend
+    }
+
     /// Replaces the handler.
     pub fn set_handler(&self, handler: Handler) {
         *self.handler.lock().unwrap() = handler;

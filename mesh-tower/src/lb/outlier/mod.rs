@@ -277,6 +277,18 @@ impl OutlierDetector {
             .min(base.max(self.config.max_ejection_time))
     }
 
+    /// Records a successful request to `endpoint`: [`record`](Self::record) of [`Outcome::Success`], which needs
+    /// neither the time nor a random draw. An index out of range is ignored.
+    pub fn record_success(&self, endpoint: usize) {
+        let Some(stats) = self.endpoints.get(endpoint) else {
+            return;
+        };
+        if self.counting {
+            stats.count_success();
+        }
+        stats.end_streaks();
+    }
+
     /// Records the outcome of a request to `endpoint` that finished at `now`. Returns the ejection when the outcome
     /// made a consecutive-error streak reach its threshold and the endpoint was ejected (subject to enforcement, drawn
     /// from `rng`, and `max_ejection_percent`): the caller should then stop picking it. Atomics only; `rng` is
@@ -290,10 +302,7 @@ impl OutlierDetector {
     ) -> Option<Ejection> {
         let stats = self.endpoints.get(endpoint)?;
         let Outcome::Failure { gateway } = outcome else {
-            if self.counting {
-                stats.count_success();
-            }
-            stats.end_streaks();
+            self.record_success(endpoint);
             return None;
         };
         if self.counting {
