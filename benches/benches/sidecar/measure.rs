@@ -2,7 +2,7 @@
 //! every call timed; throughput, latency percentiles, errors and CPU time per call.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use mesh_tonic::testing::{GreeterClient, HelloRequest};
@@ -103,21 +103,26 @@ struct Caller {
     first_error: Option<String>,
 }
 
-/// Runs `concurrency` callers on `client` for `window`. A call counts when it completes before the window closes;
-/// calls still in flight then finish uncounted (at most one per caller).
+/// The callers' phases: warming up (calls not counted), measuring, stopped.
+const RAMP: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPED: u8 = 2;
+
+/// Runs `concurrency` callers on `client` for a ramp of a tenth of `window`, then for `window`, and counts the
+/// calls that complete inside the window. Starting the count after the ramp, with the pipeline already full, keeps
+/// slow variants from being under-counted by the calls in flight when the window closes (about `concurrency`
+/// calls, by Little's law).
 pub async fn measure(
     client: &Client,
     concurrency: usize,
     window: Duration,
     probe: &CpuProbe,
 ) -> Sample {
-    let stop = Arc::new(AtomicBool::new(false));
-    let before = Snapshot::take(probe);
-    let start = Instant::now();
+    let phase = Arc::new(AtomicU8::new(RAMP));
     let callers: Vec<_> = (0..concurrency)
         .map(|_| {
             let mut client = client.clone();
-            let stop = Arc::clone(&stop);
+            let phase = Arc::clone(&phase);
             tokio::spawn(async move {
                 let mut caller = Caller {
                     latencies: Vec::with_capacity(1 << 14),
@@ -127,8 +132,10 @@ pub async fn measure(
                 loop {
                     let sent = Instant::now();
                     let outcome = client.call().await;
-                    if stop.load(Ordering::Relaxed) {
-                        return caller;
+                    match phase.load(Ordering::Relaxed) {
+                        MEASURING => {}
+                        RAMP => continue,
+                        _ => return caller,
                     }
                     caller.latencies.push(sent.elapsed());
                     if let Err(status) = outcome {
@@ -139,8 +146,12 @@ pub async fn measure(
             })
         })
         .collect();
+    tokio::time::sleep(window / 10).await;
+    let before = Snapshot::take(probe);
+    let start = Instant::now();
+    phase.store(MEASURING, Ordering::Relaxed);
     tokio::time::sleep(window).await;
-    stop.store(true, Ordering::Relaxed);
+    phase.store(STOPPED, Ordering::Relaxed);
     let elapsed = start.elapsed();
     let after = Snapshot::take(probe);
     let mut latencies = Vec::new();
