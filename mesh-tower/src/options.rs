@@ -8,6 +8,7 @@ use std::time::Duration;
 use mesh_core::route::RetryBudget;
 
 use crate::metrics::{Metrics, NoMetrics};
+use crate::tls::CertificateProviders;
 
 /// Backoff between attempts to reconnect to an endpoint whose connection failed (gRPC's connection backoff,
 /// `grpc/doc/connection-backoff.md`).
@@ -90,6 +91,9 @@ pub struct MeshOptions {
     pub rng_seed: Option<u64>,
     /// Where counters and histograms go.
     pub metrics: Arc<dyn Metrics>,
+    /// The certificate provider instances clusters' `UpstreamTls` names (gRFC A29); empty by default, so a
+    /// cluster with TLS fails its calls until its instances are given here.
+    pub certificate_providers: CertificateProviders,
 }
 
 impl MeshOptions {
@@ -142,6 +146,13 @@ impl MeshOptions {
         self.metrics = metrics;
         self
     }
+
+    /// Sets the certificate provider instances for upstream TLS.
+    #[must_use]
+    pub fn with_certificate_providers(mut self, providers: CertificateProviders) -> Self {
+        self.certificate_providers = providers;
+        self
+    }
 }
 
 impl Default for MeshOptions {
@@ -154,6 +165,7 @@ impl Default for MeshOptions {
             default_retry_budget: RetryBudget::default(),
             rng_seed: None,
             metrics: Arc::new(NoMetrics),
+            certificate_providers: CertificateProviders::new(),
         }
     }
 }
@@ -167,6 +179,7 @@ impl fmt::Debug for MeshOptions {
             .field("keep_alive_timeout", &self.keep_alive_timeout)
             .field("default_retry_budget", &self.default_retry_budget)
             .field("rng_seed", &self.rng_seed)
+            .field("certificate_providers", &self.certificate_providers)
             .finish_non_exhaustive()
     }
 }

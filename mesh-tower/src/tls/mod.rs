@@ -1,0 +1,50 @@
+//! Transport security: certificate providers, rustls configs with SPIFFE verification, and mutual TLS on upstream
+//! connections (gRFC A29, A87; the SPIFFE X509-SVID spec).
+//!
+//! - [`CertificateProvider`]: our identity and trust roots (a CA set or a SPIFFE trust bundle map), swapped
+//!   atomically on rotation; in memory ([`CertificateProvider::new`]) or gRPC's `file_watcher`
+//!   ([`CertificateProvider::file_watcher`]). [`CertificateProviders`] is the registry xDS TLS contexts name
+//!   instances from; give it to the mesh with [`MeshOptions::with_certificate_providers`](crate::MeshOptions).
+//! - [`ClientTls`] and [`ServerTls`]: rustls (ring provider only) with TLS 1.3 and 1.2 and ALPN `h2`. Handshakes
+//!   read the providers' current material, so rotation applies to the next handshake and established connections
+//!   stay up.
+//! - [`verify_peer`]: chain verification by rustls-webpki to the peer's trust-domain bundle (SPIFFE) or the CA
+//!   set; X509-SVID rules (one URI SAN with a SPIFFE ID, a CA certificate never a leaf, key usage); then the xDS SAN
+//!   matchers. The result is a [`PeerCertificate`](mesh_core::peer::PeerCertificate).
+//!
+//! A cluster with `UpstreamTls` connects with [`ClientTls`]; an unknown provider instance, system roots or a
+//! missing validation context fail its calls with the reason ([`TlsConfigError`]), never plaintext.
+//!
+//! Not here: revocation (CRLs, OCSP), certificate pinning, system root stores, SNI-based certificate selection on
+//! servers, TLS to the control plane (gRFC A65).
+
+mod bundle;
+mod certificate;
+mod client;
+mod error;
+mod file_watcher;
+pub(crate) mod io;
+mod material;
+mod provider;
+mod server;
+mod verifier;
+mod verify;
+
+pub use bundle::X509_SVID_USE;
+pub use certificate::describe_certificate;
+pub use client::ClientTls;
+pub use error::{LoadError, MaterialError, PeerRejected, TlsConfigError, VerifyError};
+pub use file_watcher::{DEBOUNCE, DEFAULT_REFRESH_INTERVAL, FileWatcherOptions, MAX_FILE_SIZE};
+pub use material::{Identity, RootSet, TrustRoots};
+pub use provider::{
+    CertificateMaterial, CertificateProvider, CertificateProviders, ProviderStatus,
+};
+pub use server::{AcceptError, ServerTls, accept};
+pub use verify::{PeerRole, verify_peer};
+
+/// The ALPN protocol offered and accepted: HTTP/2 only (gRPC).
+pub const ALPN_H2: &[u8] = b"h2";
+
+/// TLS 1.3 and 1.2.
+const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
