@@ -25,6 +25,14 @@ pub enum MeshError {
     /// The xDS client could not start.
     #[error("xDS client: {0}")]
     XdsClient(#[from] ClientError),
+    /// A certificate provider instance of the bootstrap cannot be started (gRFC A29).
+    #[error("bootstrap: certificate_providers[{name:?}]: {source}")]
+    CertificateProvider {
+        /// The instance name.
+        name: String,
+        /// Why.
+        source: mesh_tower::tls::TlsConfigError,
+    },
     /// `build` was called outside a tokio runtime.
     #[error("Mesh::builder().build() must be called inside a tokio runtime")]
     NoRuntime,

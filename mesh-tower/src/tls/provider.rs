@@ -198,6 +198,11 @@ impl CertificateProviders {
             .ok_or_else(|| TlsConfigError::UnknownProvider(name.to_owned()))
     }
 
+    /// Every instance, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &CertificateProvider> {
+        self.providers.values()
+    }
+
     /// Whether the registry is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
