@@ -42,6 +42,9 @@ pub use provider::{
 pub use server::{AcceptError, ServerTls, accept};
 pub use verify::{PeerRole, verify_peer};
 
+/// The certificate types of the public API (`CertificateDer`, `UnixTime`, ...), as rustls re-exports them.
+pub use rustls::pki_types;
+
 /// The ALPN protocol offered and accepted: HTTP/2 only (gRPC).
 pub const ALPN_H2: &[u8] = b"h2";
 
