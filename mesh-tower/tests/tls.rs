@@ -7,6 +7,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use mesh_core::cluster::LbPolicy;
 use mesh_core::matcher::StringMatcher;
 use mesh_core::tls::{
@@ -388,4 +390,40 @@ async fn rotation_reaches_new_handshakes_and_keeps_existing_connections() {
         grpc(&fresh, PATH, &[]).await.backend.as_deref(),
         Some(rotated_id)
     );
+}
+
+#[tokio::test]
+async fn a_reconnect_after_rotation_presents_the_new_certificate_without_resuming_the_old_session()
+{
+    let pkis = Pkis::new();
+    let mut backend = server(&pkis.b.issue(&Leaf::svid(SERVER_ID)), pkis.bundles()).await;
+    let provider = CertificateProvider::with_material(
+        "client",
+        Some(pkis.a.issue(&Leaf::svid(CLIENT_ID)).identity()),
+        Some(pkis.bundles()),
+    );
+    let service = mesh(
+        &backend,
+        upstream(vec![]),
+        CertificateProviders::new().with(provider.clone()),
+    );
+    assert_eq!(
+        grpc(&service, PATH, &[]).await.backend.as_deref(),
+        Some(CLIENT_ID)
+    );
+
+    let rotated_id = "spiffe://a.example/ns/default/sa/client-v2";
+    provider.set_identity(Some(pkis.a.issue(&Leaf::svid(rotated_id)).identity()));
+    backend.restart().await;
+    // The same service reconnects; a resumed TLS session would carry the old identity instead.
+    let reconnected = support::eventually(Duration::from_secs(5), async || {
+        grpc(&service, PATH, &[]).await.ok()
+    })
+    .await;
+    assert!(reconnected);
+    assert_eq!(
+        grpc(&service, PATH, &[]).await.backend.as_deref(),
+        Some(rotated_id)
+    );
+    assert_eq!(backend.peers(), [CLIENT_ID, rotated_id]);
 }

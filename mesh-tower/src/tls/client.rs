@@ -64,6 +64,10 @@ impl ClientTls {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        // A resumed session skips certificate verification and presents the identity of the original handshake:
+        // after a rotation (new identity, new roots, a trust domain removed) a reconnect would still run on the old
+        // material. Connections are long-lived, so every handshake is a full one.
+        config.resumption = rustls::client::Resumption::disabled();
         let sni = tls
             .sni
             .as_deref()

@@ -7,7 +7,8 @@
 //!   instances from; give it to the mesh with [`MeshOptions::with_certificate_providers`](crate::MeshOptions).
 //! - [`ClientTls`] and [`ServerTls`]: rustls (ring provider only) with TLS 1.3 and 1.2 and ALPN `h2`. Handshakes
 //!   read the providers' current material, so rotation applies to the next handshake and established connections
-//!   stay up.
+//!   stay up. Session resumption is off on both sides, so a reconnect never carries the identity or trust decision
+//!   of an earlier handshake.
 //! - [`verify_peer`]: chain verification by rustls-webpki to the peer's trust-domain bundle (SPIFFE) or the CA
 //!   set; X509-SVID rules (one URI SAN with a SPIFFE ID, a CA certificate never a leaf, key usage); then the xDS SAN
 //!   matchers. The result is a [`PeerCertificate`](mesh_core::peer::PeerCertificate).

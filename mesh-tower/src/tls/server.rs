@@ -93,6 +93,9 @@ impl ServerTls {
         let mut config =
             builder.with_cert_resolver(Arc::new(IdentityResolver { provider: identity }));
         config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        // No resumption (see `ClientTls`): each connection is verified against the material of its own handshake.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
         })

@@ -21,6 +21,7 @@ pub struct TlsBackend {
     pub peers: Arc<Mutex<Vec<String>>>,
     /// Every failed handshake's error.
     pub failures: Arc<Mutex<Vec<String>>>,
+    tls: ServerTls,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -32,8 +33,33 @@ impl TlsBackend {
         let addr = listener.local_addr().unwrap();
         let peers: Arc<Mutex<Vec<String>>> = Arc::default();
         let failures: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (seen, failed) = (Arc::clone(&peers), Arc::clone(&failures));
-        let server = tokio::spawn(async move {
+        let server = Self::serve(listener, tls.clone(), &peers, &failures);
+        Self {
+            addr,
+            peers,
+            failures,
+            tls,
+            server,
+        }
+    }
+
+    /// Closes every connection and serves again on the same address with the same `ServerTls` (so the same
+    /// session cache, were resumption on).
+    pub async fn restart(&mut self) {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.server = Self::serve(listener, self.tls.clone(), &self.peers, &self.failures);
+    }
+
+    fn serve(
+        listener: TcpListener,
+        tls: ServerTls,
+        peers: &Arc<Mutex<Vec<String>>>,
+        failures: &Arc<Mutex<Vec<String>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (seen, failed) = (Arc::clone(peers), Arc::clone(failures));
+        tokio::spawn(async move {
             // Connections live in this set: aborting the server closes them all.
             let mut connections = JoinSet::new();
             loop {
@@ -76,13 +102,7 @@ impl TlsBackend {
                         .await;
                 });
             }
-        });
-        Self {
-            addr,
-            peers,
-            failures,
-            server,
-        }
+        })
     }
 
     pub fn peers(&self) -> Vec<String> {
