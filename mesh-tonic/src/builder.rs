@@ -184,10 +184,8 @@ impl MeshBuilder {
             };
             mesh_options.certificate_providers =
                 certificate_providers(&bootstrap, &mesh_options.certificate_providers)?;
-            Some(XdsClient::start_with_options(
-                bootstrap,
-                self.client_options,
-            )?)
+            let client_options = crate::xds_tls::with_connectors(&bootstrap, self.client_options)?;
+            Some(XdsClient::start_with_options(bootstrap, client_options)?)
         } else {
             if self.source.is_some() || self.parts.is_some() {
                 return Err(MeshError::Conflict(

@@ -33,6 +33,14 @@ pub enum MeshError {
         /// Why.
         source: mesh_tower::tls::TlsConfigError,
     },
+    /// An xDS server's `tls` channel credentials cannot be honoured (gRFC A65).
+    #[error("bootstrap: xds_servers ({server_uri}): tls channel_creds: {source}")]
+    ControlPlaneTls {
+        /// The server's URI.
+        server_uri: String,
+        /// Why.
+        source: mesh_tower::tls::TlsConfigError,
+    },
     /// `build` was called outside a tokio runtime.
     #[error("Mesh::builder().build() must be called inside a tokio runtime")]
     NoRuntime,

@@ -29,8 +29,11 @@
 //! # }
 //! ```
 //!
-//! Not here yet: the xDS-enabled server (gRFC A36), TLS from certificate providers on channels (gRFC A29; a cluster
-//! with TLS fails its calls with a clear reason). Not for: protocol or balancing logic; this crate is glue over
+//! TLS: clusters with `UpstreamTls` connect with (mutual) TLS from the bootstrap's `certificate_providers` (gRFC
+//! A29/A87, see [`Mesh::certificate_providers`]); xDS servers with `tls` channel credentials are reached over TLS
+//! (gRFC A65).
+//!
+//! Not here yet: the xDS-enabled server (gRFC A36). Not for: protocol or balancing logic; this crate is glue over
 //! `mesh-xds-client` and `mesh-tower`.
 
 mod builder;
@@ -42,6 +45,7 @@ pub mod interop;
 mod mesh;
 mod target;
 pub mod testing;
+mod xds_tls;
 
 pub use builder::{DEFAULT_WAIT_FOR_READY, MeshBuilder};
 pub use channel::Channel;

@@ -24,7 +24,7 @@ fn bad(message: String) -> MaterialError {
     MaterialError::Bundle(message)
 }
 
-/// Parses a trust bundle map; see the [module docs](self).
+/// Parses a trust bundle map (format and rules in the module docs).
 pub(crate) fn parse_bundle_map(
     json: &[u8],
 ) -> Result<HashMap<TrustDomain, RootSet>, MaterialError> {

@@ -45,7 +45,7 @@ pub(crate) struct Shared {
     status: watch::Sender<ProviderStatus>,
 }
 
-/// A certificate provider instance; see the [module docs](self).
+/// A certificate provider instance: a cheap handle to its shared, atomically swapped material (see [`crate::tls`]).
 #[derive(Clone)]
 pub struct CertificateProvider {
     pub(crate) shared: Arc<Shared>,

@@ -11,8 +11,10 @@
 //! The protocol decisions are made by [`crate::protocol::XdsState`]; the worker performs its outputs (streams over
 //! tonic, requests, timers), decodes responses with [`crate::resource::decode`] and fans events out to watchers.
 //!
-//! Not here: anything about requests (mesh-tower), and TLS to the control plane (`channel_creds` type `tls`, which is
-//! rejected with a clear error until the security work lands).
+//! TLS to the control plane (gRFC A65) is not done here either: a server whose `channel_creds` are not plaintext is
+//! dialed through the [`Connector`] registered for it in [`ClientOptions`], and refused at start without one.
+//!
+//! Not here: anything about requests (mesh-tower).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -26,11 +28,13 @@ use crate::deps::TargetError;
 use crate::protocol::{ConfigError, ResourceStatus, normalize_name};
 use crate::resource::{Resource, ResourceKind};
 
+mod connector;
 mod dns;
 mod dump;
 mod transport;
 mod worker;
 
+pub use connector::{ConnectFuture, ConnectedIo, Connector};
 pub use dump::{ConfigDump, ResourceDump};
 pub(crate) use transport::node_proto;
 
@@ -59,18 +63,21 @@ pub enum ClientError {
 }
 
 /// Settings of the client beyond the bootstrap.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientOptions {
     /// How long a subscribed resource may go unanswered on a connected stream before it is reported as not existing
     /// (gRFC A57; default 15 s).
     pub resource_timeout: std::time::Duration,
+    /// Connectors by `server_uri`, for servers whose `channel_creds` are not plaintext (gRFC A65).
+    pub connectors: HashMap<String, Connector>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             resource_timeout: crate::protocol::DEFAULT_RESOURCE_TIMEOUT,
+            connectors: HashMap::new(),
         }
     }
 }
@@ -80,6 +87,13 @@ impl ClientOptions {
     #[must_use]
     pub fn with_resource_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.resource_timeout = timeout;
+        self
+    }
+
+    /// Dials the server with `server_uri` through `connector` (for `tls` channel credentials, gRFC A65).
+    #[must_use]
+    pub fn with_connector(mut self, server_uri: impl Into<String>, connector: Connector) -> Self {
+        self.connectors.insert(server_uri.into(), connector);
         self
     }
 }
@@ -256,7 +270,9 @@ impl XdsClient {
     ) -> Result<Self, ClientError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         for (index, server) in bootstrap.xds_servers.iter().enumerate() {
-            if !matches!(server.channel_creds, ChannelCreds::Insecure) {
+            if !matches!(server.channel_creds, ChannelCreds::Insecure)
+                && !options.connectors.contains_key(&server.server_uri)
+            {
                 return Err(ClientError::UnsupportedCredentials {
                     index,
                     uri: server.server_uri.clone(),
@@ -266,7 +282,7 @@ impl XdsClient {
         }
         let bootstrap = Arc::new(bootstrap);
         let (commands, rx) = mpsc::unbounded_channel();
-        let worker = worker::Worker::new(Arc::clone(&bootstrap), &options, rx)?;
+        let worker = worker::Worker::new(Arc::clone(&bootstrap), options, rx)?;
         runtime.spawn(worker.run());
         Ok(Self {
             inner: Arc::new(Inner {
