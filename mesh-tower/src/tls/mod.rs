@@ -17,7 +17,9 @@
 //! missing validation context fail its calls with the reason ([`TlsConfigError`]), never plaintext.
 //!
 //! Not here: revocation (CRLs, OCSP), certificate pinning, system root stores, SNI-based certificate selection on
-//! servers, TLS to the control plane (gRFC A65).
+//! servers, a provider instance's non-default `certificate_name` (ignored, as gRPC's `file_watcher` has only one
+//! certificate), provider plugins other than `file_watcher` and in-memory. TLS to the control plane (gRFC A65) is
+//! mesh-tonic's glue over [`ClientTls`].
 
 mod bundle;
 mod certificate;
