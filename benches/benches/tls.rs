@@ -154,9 +154,9 @@ fn mesh(
     let endpoints = Arc::new(EndpointSet::new(
         "c",
         vec![LocalityEndpoints::new(
-            Locality::default(),
-            1,
+            Locality::new("local", "a", ""),
             0,
+            1,
             vec![Endpoint::new(addr)],
         )],
     ));
