@@ -16,6 +16,28 @@
 //! A cluster with `UpstreamTls` connects with [`ClientTls`]; an unknown provider instance, system roots or a
 //! missing validation context fail its calls with the reason ([`TlsConfigError`]), never plaintext.
 //!
+//! ```no_run
+//! use mesh_tower::MeshOptions;
+//! use mesh_tower::tls::{CertificateProvider, CertificateProviders, FileWatcherOptions};
+//!
+//! # async fn run() -> Result<(), mesh_tower::tls::TlsConfigError> {
+//! // gRPC's file_watcher plugin: identity and a SPIFFE trust bundle map, reloaded when the files change.
+//! let files = FileWatcherOptions::default()
+//!     .with_identity("/var/run/secrets/svid/tls.crt", "/var/run/secrets/svid/tls.key")
+//!     .with_spiffe_trust_bundle_map_file("/var/run/secrets/svid/bundles.json");
+//! let provider = CertificateProvider::file_watcher("default", files)?;
+//! // A failed reload keeps the previous material and says which file is wrong.
+//! for error in &provider.status().errors {
+//!     eprintln!("{error}");
+//! }
+//! // Clusters whose UpstreamTls names instance "default" now connect with mutual TLS.
+//! let options = MeshOptions::default()
+//!     .with_certificate_providers(CertificateProviders::new().with(provider));
+//! # let _ = options;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Not here: revocation (CRLs, OCSP), certificate pinning, system root stores, SNI-based certificate selection on
 //! servers, a provider instance's non-default `certificate_name` (ignored, as gRPC's `file_watcher` has only one
 //! certificate), provider plugins other than `file_watcher` and in-memory. TLS to the control plane (gRFC A65) is
