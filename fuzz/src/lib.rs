@@ -103,3 +103,51 @@ pub fn discovery_response(data: &[u8]) -> Option<usize> {
     }
     Some(accepted)
 }
+
+/// The trust bundle map [`tls`] verifies against: one trust domain with no roots, so a leaf that parses goes through
+/// SPIFFE checks and webpki's path building (which then finds no issuer).
+const FUZZ_BUNDLE_MAP: &[u8] = br#"{"trust_domains": {"example.org": {"keys": []}}}"#;
+
+/// Certificate material from arbitrary bytes, through every parser and the verifier of `mesh_tower::tls`: the bytes
+/// as a DER leaf (described, and verified as a server and as a client against a SPIFFE bundle map), as a SPIFFE
+/// trust bundle map, as PEM CA roots, and as a PEM certificate chain with a PEM key. True when any accepts them.
+#[must_use]
+pub fn tls(data: &[u8]) -> bool {
+    use mesh_core::matcher::StringMatcher;
+    use mesh_tower::tls::pki_types::{CertificateDer, UnixTime};
+    use mesh_tower::tls::{Identity, PeerRole, TrustRoots, describe_certificate, verify_peer};
+
+    let mut accepted = describe_certificate(data).is_ok();
+    if let Ok(roots) = TrustRoots::spiffe_from_json(FUZZ_BUNDLE_MAP) {
+        let leaf = CertificateDer::from(data);
+        let matchers = [StringMatcher::prefix("spiffe://example.org/")];
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_800_000_000));
+        for role in [PeerRole::Server, PeerRole::Client] {
+            accepted |= verify_peer(&leaf, &[], &roots, &matchers, now, role).is_ok();
+        }
+    }
+    accepted |= TrustRoots::spiffe_from_json(data).is_ok();
+    accepted |= TrustRoots::ca_from_pem(data).is_ok();
+    accepted |= Identity::from_pem(data, data).is_ok();
+    accepted
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every committed seed of the `tls` target is accepted by one of its parsers, so fuzzing starts deep.
+    #[test]
+    fn tls_seeds_are_accepted() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/tls");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert!(
+                super::tls(&std::fs::read(&path).unwrap()),
+                "{}",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 5);
+    }
+}

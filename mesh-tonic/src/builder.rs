@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mesh_core::locality::Locality;
 use mesh_tower::MeshOptions;
+use mesh_tower::tls::{CertificateProvider, CertificateProviders, FileWatcherOptions};
 use mesh_xds_client::bootstrap::{
     Bootstrap, BootstrapBuilder, CertificateProviderConfig, ChannelCreds,
 };
@@ -178,6 +179,7 @@ impl MeshBuilder {
             Some(telemetry) => self.client_options.with_metrics(telemetry.xds_metrics()),
             None => self.client_options,
         };
+        let mut mesh_options = self.mesh_options;
         let client = if self.xds {
             let bootstrap = match (self.source, self.parts) {
                 (Some(_), Some(_)) => {
@@ -191,6 +193,9 @@ impl MeshBuilder {
                 (None, Some(parts)) => parts.build()?,
                 (None, None) => return Err(MeshError::NoBootstrap),
             };
+            mesh_options.certificate_providers =
+                certificate_providers(&bootstrap, &mesh_options.certificate_providers)?;
+            let client_options = crate::xds_tls::with_connectors(&bootstrap, client_options)?;
             Some(XdsClient::start_with_options(bootstrap, client_options)?)
         } else {
             if self.source.is_some() || self.parts.is_some() {
@@ -200,9 +205,8 @@ impl MeshBuilder {
             }
             None
         };
-        let mut options = self
-            .mesh_options
-            .with_initial_config_timeout(request_wait(self.wait_for_ready));
+        let mut options =
+            mesh_options.with_initial_config_timeout(request_wait(self.wait_for_ready));
         if let Some(telemetry) = &telemetry {
             options = telemetry.apply(options);
         }
@@ -273,6 +277,53 @@ impl MeshBuilder {
         self.telemetry_settings.metrics_interval = Some(interval);
         self
     }
+}
+
+impl Mesh {
+    /// The certificate provider instances TLS contexts can name: the bootstrap's `file_watcher` instances and
+    /// those given through [`MeshOptions::with_certificate_providers`]. Each reports its reloads and failures in
+    /// its [`status`](CertificateProvider::status).
+    pub fn certificate_providers(&self) -> &CertificateProviders {
+        &self.inner.options.certificate_providers
+    }
+}
+
+/// The bootstrap's `file_watcher` certificate provider instances (gRFC A29), started here, with the instances given
+/// in code through [`MeshOptions::with_certificate_providers`] added over them (code wins on a name clash).
+/// Instances of other plugins are skipped with a warning: a TLS context naming one fails its calls.
+fn certificate_providers(
+    bootstrap: &Bootstrap,
+    given: &CertificateProviders,
+) -> Result<CertificateProviders, MeshError> {
+    let mut providers = CertificateProviders::new();
+    for (name, config) in &bootstrap.certificate_providers {
+        let Some(files) = &config.file_watcher else {
+            tracing::warn!(instance = %name, plugin = %config.plugin_name, "certificate provider plugin not supported");
+            continue;
+        };
+        let mut options =
+            FileWatcherOptions::default().with_refresh_interval(files.refresh_interval);
+        if let (Some(certificate), Some(key)) = (&files.certificate_file, &files.private_key_file) {
+            options = options.with_identity(certificate, key);
+        }
+        if let Some(path) = &files.ca_certificate_file {
+            options = options.with_ca_certificate_file(path);
+        }
+        if let Some(path) = &files.spiffe_trust_bundle_map_file {
+            options = options.with_spiffe_trust_bundle_map_file(path);
+        }
+        let provider = CertificateProvider::file_watcher(name, options).map_err(|source| {
+            MeshError::CertificateProvider {
+                name: name.clone(),
+                source,
+            }
+        })?;
+        providers = providers.with(provider);
+    }
+    Ok(given
+        .iter()
+        .cloned()
+        .fold(providers, CertificateProviders::with))
 }
 
 /// How long the request path itself lets a call wait for a first configuration: a little longer than the channel's

@@ -25,6 +25,22 @@ pub enum MeshError {
     /// The xDS client could not start.
     #[error("xDS client: {0}")]
     XdsClient(#[from] ClientError),
+    /// A certificate provider instance of the bootstrap cannot be started (gRFC A29).
+    #[error("bootstrap: certificate_providers[{name:?}]: {source}")]
+    CertificateProvider {
+        /// The instance name.
+        name: String,
+        /// Why.
+        source: mesh_tower::tls::TlsConfigError,
+    },
+    /// An xDS server's `tls` channel credentials cannot be honoured (gRFC A65).
+    #[error("bootstrap: xds_servers ({server_uri}): tls channel_creds: {source}")]
+    ControlPlaneTls {
+        /// The server's URI.
+        server_uri: String,
+        /// Why.
+        source: mesh_tower::tls::TlsConfigError,
+    },
     /// `build` was called outside a tokio runtime.
     #[error("Mesh::builder().build() must be called inside a tokio runtime")]
     NoRuntime,

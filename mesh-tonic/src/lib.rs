@@ -38,8 +38,11 @@
 //! # }
 //! ```
 //!
-//! Not here yet: TLS from certificate providers (gRFC A29) on channels (a cluster with TLS fails its calls with a
-//! clear reason) and on xDS-enabled servers (a filter chain with TLS has its connections closed, never served in
+//! TLS: clusters with `UpstreamTls` connect with (mutual) TLS from the bootstrap's `certificate_providers` (gRFC
+//! A29/A87, see [`Mesh::certificate_providers`]); xDS servers with `tls` channel credentials are reached over TLS
+//! (gRFC A65).
+//!
+//! Not here yet: TLS on xDS-enabled servers (a filter chain with TLS has its connections closed, never served in
 //! plaintext). Not for: protocol or balancing logic; this crate is glue over `mesh-xds-client` and `mesh-tower`.
 
 mod builder;
@@ -53,6 +56,7 @@ pub mod server;
 mod target;
 pub mod telemetry;
 pub mod testing;
+mod xds_tls;
 
 pub use builder::{DEFAULT_WAIT_FOR_READY, MeshBuilder};
 pub use channel::Channel;

@@ -54,3 +54,42 @@ async fn channels_fail_with_a_reason() {
         "static channel: the address list is empty"
     );
 }
+
+#[tokio::test]
+async fn bootstrap_certificate_providers_start_and_report_unreadable_files() {
+    use mesh_tonic::MeshOptions;
+    use mesh_tower::tls::{CertificateProvider, CertificateProviders, LoadError};
+    use mesh_xds_client::bootstrap::{CertificateProviderConfig, FileWatcherConfig};
+
+    let missing = std::env::temp_dir().join("mesh-tonic-test-no-such-dir/ca.pem");
+    let mesh = Mesh::builder()
+        .xds_server("127.0.0.1:1")
+        .node_id("client-1")
+        .certificate_provider(
+            "default",
+            CertificateProviderConfig::file_watcher(
+                FileWatcherConfig::new().with_ca_certificate_file(missing.display().to_string()),
+            ),
+        )
+        .certificate_provider(
+            "vault",
+            CertificateProviderConfig::new("vault_plugin", serde_json::json!({})),
+        )
+        .mesh_options(MeshOptions::default().with_certificate_providers(
+            CertificateProviders::new().with(CertificateProvider::new("in-code")),
+        ))
+        .build()
+        .await
+        .unwrap();
+    let providers = mesh.certificate_providers();
+    let status = providers.get("default").unwrap().status();
+    assert!(
+        matches!(&*status.errors[0], LoadError::Read { field: "ca_certificate_file", path, .. } if *path == missing),
+        "{status:?}"
+    );
+    assert!(providers.get("in-code").is_some());
+    assert!(
+        providers.get("vault").is_none(),
+        "unsupported plugins are not started"
+    );
+}

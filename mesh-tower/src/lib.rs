@@ -20,7 +20,10 @@
 //!    circuit breaker (gRFC A32, `max_requests` and `max_pending_requests`); outlier detection (gRFC A50 plus
 //!    consecutive 5xx and gateway errors).
 //! 6. **Per endpoint**: one HTTP/2 connection made on first use, kept alive with pings, remade when lost, retried
-//!    with backoff when it fails (the endpoint is unreachable meanwhile, so the picker fails over).
+//!    with backoff when it fails (the endpoint is unreachable meanwhile, so the picker fails over). A cluster with
+//!    `UpstreamTls` connects with TLS or mutual TLS ([`tls`], gRFC A29/A87): certificates come from the
+//!    [`tls::CertificateProviders`] in [`MeshOptions`], peers are verified as X.509 or SPIFFE identities with the
+//!    cluster's SAN matchers, and a TLS setting that cannot be honoured fails the calls with its reason.
 //!
 //! Configuration comes from anywhere: [`MeshService::update`] or a [`ConfigSource`] watch channel. Each update is
 //! turned into routing state off the request path and swapped in whole; per-cluster and per-endpoint state
@@ -60,9 +63,11 @@
 //! # }
 //! ```
 //!
-//! Not for: xDS. This crate never sees Envoy protos; it takes snapshots from any source. Not yet: upstream TLS
-//! (a cluster with TLS settings fails its connections with a clear reason), weighted round robin with load reports
-//! (endpoints are then picked at random by weight), HTTP/1.1 upstreams.
+//! The server side of TLS ([`tls::ServerTls`], [`tls::accept`]) lives here too, for the xDS-enabled server.
+//!
+//! Not for: xDS. This crate never sees Envoy protos; it takes snapshots from any source. Not yet: weighted round
+//! robin with load reports (endpoints are then picked at random by weight), HTTP/1.1 upstreams, certificate
+//! revocation and system root stores for upstream TLS.
 
 pub mod authz;
 pub mod error;
@@ -72,6 +77,7 @@ pub mod metrics;
 pub mod options;
 pub mod status;
 pub mod timeout;
+pub mod tls;
 
 mod body;
 mod cluster;

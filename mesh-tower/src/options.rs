@@ -8,6 +8,7 @@ use std::time::Duration;
 use mesh_core::route::RetryBudget;
 
 use crate::metrics::{Metrics, NoMetrics, TracePropagator};
+use crate::tls::CertificateProviders;
 
 /// Backoff between attempts to reconnect to an endpoint whose connection failed (gRPC's connection backoff,
 /// `grpc/doc/connection-backoff.md`).
@@ -92,6 +93,9 @@ pub struct MeshOptions {
     pub metrics: Arc<dyn Metrics>,
     /// What writes the trace context on each attempt's request (W3C `traceparent`); `None` writes nothing.
     pub propagator: Option<Arc<dyn TracePropagator>>,
+    /// The certificate provider instances clusters' `UpstreamTls` names (gRFC A29); empty by default, so a
+    /// cluster with TLS fails its calls until its instances are given here.
+    pub certificate_providers: CertificateProviders,
 }
 
 impl MeshOptions {
@@ -161,6 +165,13 @@ impl MeshOptions {
         }
         self
     }
+
+    /// Sets the certificate provider instances for upstream TLS.
+    #[must_use]
+    pub fn with_certificate_providers(mut self, providers: CertificateProviders) -> Self {
+        self.certificate_providers = providers;
+        self
+    }
 }
 
 impl Default for MeshOptions {
@@ -174,6 +185,7 @@ impl Default for MeshOptions {
             rng_seed: None,
             metrics: Arc::new(NoMetrics),
             propagator: None,
+            certificate_providers: CertificateProviders::new(),
         }
     }
 }
@@ -188,6 +200,7 @@ impl fmt::Debug for MeshOptions {
             .field("default_retry_budget", &self.default_retry_budget)
             .field("rng_seed", &self.rng_seed)
             .field("propagator", &self.propagator.is_some())
+            .field("certificate_providers", &self.certificate_providers)
             .finish_non_exhaustive()
     }
 }

@@ -5,8 +5,11 @@
 //! ([`protocol`]), the gRFC A74 dependency manager ([`deps`]), the client that runs them over tonic with typed and
 //! per-target watches and a config dump ([`client`]), and the CSDS service ([`csds`]).
 //!
-//! Not yet: TLS to the control plane (`channel_creds` type `tls` is refused with a clear error), delta xDS, load
-//! reporting.
+//! TLS to the control plane (`channel_creds` type `tls`, gRFC A65) goes through a [`client::Connector`] that the
+//! layer owning TLS registers per server (mesh-tonic does, with mesh-tower's rustls configs); without one such a
+//! server is refused with a clear error.
+//!
+//! Not yet: delta xDS, load reporting.
 //!
 //! Not for: anything about requests. Request handling belongs to `mesh-tower`; this crate stops at validated
 //! configuration.

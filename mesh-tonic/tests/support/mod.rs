@@ -9,6 +9,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod tls;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

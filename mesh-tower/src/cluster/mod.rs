@@ -28,6 +28,7 @@ use self::endpoints::{EndpointList, build_rings, pick_first_order};
 use crate::endpoint::{ConnectSettings, Endpoint, now};
 use crate::lb::{CircuitBreaker, OutlierDetector, RetryBudget};
 use crate::runtime::Runtime;
+use crate::tls::ClientTls;
 
 /// Off-path state, behind a lock that requests never take.
 struct Inner {
@@ -217,10 +218,11 @@ impl LeafCluster {
             keep_alive_timeout: options.keep_alive_timeout,
             backoff: options.reconnect_backoff,
             seed: self.runtime.next_seed(),
-            unsupported: cluster
-                .tls
-                .as_ref()
-                .map(|_| "upstream TLS is not supported by mesh-tower yet"),
+            tls: cluster.tls.as_ref().map(|tls| {
+                ClientTls::new(tls, &options.certificate_providers)
+                    .map(Arc::new)
+                    .map_err(|error| Arc::from(format!("cluster {:?}: {error}", cluster.name)))
+            }),
         };
         let ewma = match cluster.lb_policy {
             LbPolicy::PeakEwma { decay, default_rtt } => (decay, default_rtt),

@@ -1,5 +1,7 @@
-//! Making one HTTP/2 connection: TCP connect with a timeout, then the HTTP/2 handshake with keep-alive pings.
+//! Making one HTTP/2 connection: TCP connect with a timeout, the TLS handshake when the cluster has TLS, then the
+//! HTTP/2 handshake with keep-alive pings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::client::conn::http2::{self, SendRequest};
@@ -9,6 +11,8 @@ use tokio::net::TcpStream;
 
 use crate::body::UpstreamBody;
 use crate::options::ReconnectBackoff;
+use crate::tls::ClientTls;
+use crate::tls::io::ClientIo;
 
 /// How an endpoint's connections are made.
 #[derive(Debug, Clone)]
@@ -23,8 +27,9 @@ pub(crate) struct ConnectSettings {
     pub(crate) backoff: ReconnectBackoff,
     /// Seed for the backoff's jitter.
     pub(crate) seed: u64,
-    /// Why connections cannot be made at all (TLS configured but not supported here), if so.
-    pub(crate) unsupported: Option<&'static str>,
+    /// The cluster's TLS, when it has some: the client config, or why it cannot be honoured (every connection
+    /// then fails with that reason, never falling back to plaintext).
+    pub(crate) tls: Option<Result<Arc<ClientTls>, Arc<str>>>,
 }
 
 /// Why a connection could not be made.
@@ -47,17 +52,20 @@ pub(crate) enum ConnectError {
         #[source]
         source: hyper::Error,
     },
-    /// The cluster needs something this crate does not do.
+    /// The cluster's TLS settings cannot be honoured.
     #[error("connect to {address}: {reason}")]
-    Unsupported {
+    Unsupported { address: String, reason: Arc<str> },
+    /// The TLS handshake failed (a rejected certificate says why in the source).
+    #[error("TLS handshake with {address}: {source}")]
+    Tls {
         address: String,
-        reason: &'static str,
+        #[source]
+        source: std::io::Error,
     },
 }
 
 /// The connection future: drive it to completion to keep the connection alive.
-pub(crate) type Http2Connection =
-    http2::Connection<TokioIo<TcpStream>, UpstreamBody, TokioExecutor>;
+pub(crate) type Http2Connection = http2::Connection<TokioIo<ClientIo>, UpstreamBody, TokioExecutor>;
 
 /// Connects to `address` and performs the HTTP/2 handshake.
 pub(crate) async fn connect(
@@ -65,12 +73,16 @@ pub(crate) async fn connect(
     settings: &ConnectSettings,
 ) -> Result<(SendRequest<UpstreamBody>, Http2Connection), ConnectError> {
     let label = || address.to_string();
-    if let Some(reason) = settings.unsupported {
-        return Err(ConnectError::Unsupported {
-            address: label(),
-            reason,
-        });
-    }
+    let tls = match &settings.tls {
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(reason)) => {
+            return Err(ConnectError::Unsupported {
+                address: label(),
+                reason: Arc::clone(reason),
+            });
+        }
+        None => None,
+    };
     let timeout = settings.connect_timeout;
     let timed_out = || ConnectError::Timeout {
         address: label(),
@@ -97,6 +109,18 @@ pub(crate) async fn connect(
         })?;
     // Small request frames must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
+    let stream = match tls {
+        Some(tls) => ClientIo::Tls(Box::new(
+            tokio::time::timeout(timeout, tls.connect(address, stream))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|source| ConnectError::Tls {
+                    address: label(),
+                    source,
+                })?,
+        )),
+        None => ClientIo::Plain(stream),
+    };
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
     if let Some(interval) = settings.keep_alive_interval {

@@ -4,6 +4,8 @@
 
 pub mod backend;
 pub mod config;
+pub mod pki;
+pub mod tls_backend;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use mesh_tower::{MeshOptions, MeshService, ReconnectBackoff};
 use tower::ServiceExt;
 
+#[allow(unused_imports)]
 pub use backend::{Backend, Reply};
 
 /// Options for tests: seeded, fast reconnects.

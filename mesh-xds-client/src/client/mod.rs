@@ -11,8 +11,10 @@
 //! The protocol decisions are made by [`crate::protocol::XdsState`]; the worker performs its outputs (streams over
 //! tonic, requests, timers), decodes responses with [`crate::resource::decode`] and fans events out to watchers.
 //!
-//! Not here: anything about requests (mesh-tower), and TLS to the control plane (`channel_creds` type `tls`, which is
-//! rejected with a clear error until the security work lands).
+//! TLS to the control plane (gRFC A65) is not done here either: a server whose `channel_creds` are not plaintext is
+//! dialed through the [`Connector`] registered for it in [`ClientOptions`], and refused at start without one.
+//!
+//! Not here: anything about requests (mesh-tower).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -26,12 +28,14 @@ use crate::deps::TargetError;
 use crate::protocol::{ConfigError, ResourceStatus, normalize_name};
 use crate::resource::{Resource, ResourceKind};
 
+mod connector;
 mod dns;
 mod dump;
 mod metrics;
 mod transport;
 mod worker;
 
+pub use connector::{ConnectFuture, ConnectedIo, Connector};
 pub use dump::{ConfigDump, ResourceDump};
 pub use metrics::{NoXdsClientMetrics, XdsClientMetrics};
 pub(crate) use transport::node_proto;
@@ -69,6 +73,8 @@ pub struct ClientOptions {
     pub resource_timeout: std::time::Duration,
     /// Where the client's metrics go (gRFC A78); nowhere by default.
     pub metrics: Arc<dyn XdsClientMetrics>,
+    /// Connectors by `server_uri`, for servers whose `channel_creds` are not plaintext (gRFC A65).
+    pub connectors: HashMap<String, Connector>,
 }
 
 impl Default for ClientOptions {
@@ -76,6 +82,7 @@ impl Default for ClientOptions {
         Self {
             resource_timeout: crate::protocol::DEFAULT_RESOURCE_TIMEOUT,
             metrics: Arc::new(NoXdsClientMetrics),
+            connectors: HashMap::new(),
         }
     }
 }
@@ -84,6 +91,7 @@ impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientOptions")
             .field("resource_timeout", &self.resource_timeout)
+            .field("connectors", &self.connectors)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +108,13 @@ impl ClientOptions {
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<dyn XdsClientMetrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Dials the server with `server_uri` through `connector` (for `tls` channel credentials, gRFC A65).
+    #[must_use]
+    pub fn with_connector(mut self, server_uri: impl Into<String>, connector: Connector) -> Self {
+        self.connectors.insert(server_uri.into(), connector);
         self
     }
 }
@@ -276,7 +291,9 @@ impl XdsClient {
     ) -> Result<Self, ClientError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         for (index, server) in bootstrap.xds_servers.iter().enumerate() {
-            if !matches!(server.channel_creds, ChannelCreds::Insecure) {
+            if !matches!(server.channel_creds, ChannelCreds::Insecure)
+                && !options.connectors.contains_key(&server.server_uri)
+            {
                 return Err(ClientError::UnsupportedCredentials {
                     index,
                     uri: server.server_uri.clone(),

@@ -38,6 +38,7 @@ pub(super) fn dial_url(server_uri: &str) -> String {
 /// Runs one stream until it fails or the worker drops it (by aborting this task).
 pub(super) async fn run_stream(
     server_uri: String,
+    connector: Option<super::Connector>,
     id: StreamId,
     requests: mpsc::UnboundedReceiver<DiscoveryRequest>,
     events: mpsc::UnboundedSender<super::worker::Event>,
@@ -58,7 +59,12 @@ pub(super) async fn run_stream(
             return;
         }
     };
-    let channel = match endpoint.connect().await {
+    let connected = match connector {
+        // gRFC A65: credentials other than plaintext go through the connector registered for this server.
+        Some(connector) => endpoint.connect_with_connector(connector).await,
+        None => endpoint.connect().await,
+    };
+    let channel = match connected {
         Ok(channel) => channel,
         Err(e) => {
             report(StreamEvent::Failed(

@@ -73,6 +73,8 @@ pub(super) struct Worker {
     bootstrap: Arc<Bootstrap>,
     state: XdsState<Resource, FastRng>,
     server_uris: Vec<String>,
+    /// Connectors for servers with TLS credentials, by server URI (gRFC A65).
+    connectors: HashMap<String, super::Connector>,
     validation: ValidationContext,
     node: PbNode,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -116,6 +118,7 @@ impl Worker {
             bootstrap,
             state,
             server_uris,
+            connectors: options.connectors,
             validation,
             commands,
             events_tx,
@@ -369,7 +372,14 @@ impl Worker {
                     .cloned()
                     .unwrap_or_default();
                 let (requests, rx) = mpsc::unbounded_channel();
-                let task = tokio::spawn(run_stream(uri, stream, rx, self.events_tx.clone()));
+                let connector = self.connectors.get(&uri).cloned();
+                let task = tokio::spawn(run_stream(
+                    uri,
+                    connector,
+                    stream,
+                    rx,
+                    self.events_tx.clone(),
+                ));
                 if let Some(old) = self.streams.insert(
                     stream,
                     StreamHandle {
