@@ -11,6 +11,10 @@
 //!
 //! `--count` runs a fixed number of requests of one side instead (see [`count_mode`]), for instruction counts and
 //! CPU time per request.
+//!
+//! `--telemetry` measures the cost of telemetry instead (issue #7 §5, see [`telemetry_overhead`]): the `mesh` side
+//! with telemetry off, on with every trace sampled, and on with 1% sampled, taking turns in one run, with the
+//! throughput ratios against telemetry off (targets: at least 0.9 sampled, 0.97 at 1%).
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -115,6 +119,10 @@ async fn direct_client_as_mesh(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
 }
 
 fn mesh_client(addr: SocketAddr) -> MeshService {
+    mesh_client_with(addr, MeshOptions::default())
+}
+
+fn mesh_client_with(addr: SocketAddr, options: MeshOptions) -> MeshService {
     let endpoints = EndpointSet::new(
         "greeter",
         vec![LocalityEndpoints::new(
@@ -146,7 +154,7 @@ fn mesh_client(addr: SocketAddr) -> MeshService {
         ))
         .build(1)
         .unwrap();
-    let service = MeshService::new(MeshOptions::default());
+    let service = MeshService::new(options);
     service.update(Some(Ok(Arc::new(snapshot))));
     service
 }
@@ -166,6 +174,8 @@ fn request() -> http::Request<Full<Bytes>> {
 enum Client {
     Direct(SendRequest<Full<Bytes>>),
     Mesh(MeshService),
+    /// The mesh with telemetry: its spans go to this subscriber (one per side, each with its own sampler).
+    Traced(MeshService, tracing::Dispatch),
 }
 
 impl Client {
@@ -181,6 +191,16 @@ impl Client {
                 let response = service.clone().oneshot(request()).await.unwrap();
                 check(&response);
                 response.into_body().collect().await.unwrap();
+            }
+            Self::Traced(service, dispatch) => {
+                use tracing::instrument::WithSubscriber;
+                async {
+                    let response = service.clone().oneshot(request()).await.unwrap();
+                    check(&response);
+                    response.into_body().collect().await.unwrap();
+                }
+                .with_subscriber(dispatch.clone())
+                .await;
             }
         }
     }
@@ -361,6 +381,10 @@ fn main() {
     }
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a short smoke pass then.
     let smoke = !std::env::args().any(|a| a == "--bench");
+    if std::env::args().any(|a| a == "--telemetry") {
+        telemetry_overhead(smoke);
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -421,5 +445,102 @@ fn main() {
             rps[mesh] / rps[as_mesh],
             rps[mesh] / rps[direct]
         );
+    });
+}
+
+/// The telemetry sides: `MeshService` with telemetry off, and on (OpenTelemetry metrics with gRPC's instruments,
+/// a span per call and per attempt through `tracing-opentelemetry`, `traceparent` on every attempt) with sampling
+/// 1.0 and 0.01. Each side has its own pipeline exporting to an in-process OTLP receiver (metrics every 60 s,
+/// spans in the SDK's batches) and its own `tracing` subscriber, installed around each call.
+struct TelemetrySide {
+    name: &'static str,
+    client: Client,
+    telemetry: Option<mesh_tonic::telemetry::Telemetry>,
+}
+
+async fn telemetry_side(
+    addr: SocketAddr,
+    name: &'static str,
+    sampling: Option<f64>,
+    collector: &str,
+) -> TelemetrySide {
+    use mesh_tonic::telemetry::{Sampling, Telemetry, TelemetryConfig};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let Some(ratio) = sampling else {
+        return TelemetrySide {
+            name,
+            client: Client::Mesh(mesh_client(addr)),
+            telemetry: None,
+        };
+    };
+    let mut config = TelemetryConfig::otlp(collector);
+    config.sampling = Sampling::ParentBasedRatio(ratio);
+    let telemetry = Telemetry::start(&config).unwrap();
+    let dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(telemetry.tracing_layer()));
+    let service = mesh_client_with(addr, telemetry.apply(MeshOptions::default()));
+    TelemetrySide {
+        name,
+        client: Client::Traced(service, dispatch),
+        telemetry: Some(telemetry),
+    }
+}
+
+/// `--telemetry`: throughput at concurrency 64 (and p50 at concurrency 1) of the mesh with telemetry off and on,
+/// sides taking turns within each round.
+fn telemetry_overhead(smoke: bool) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let collector = mesh_test_support::otlp::OtlpReceiver::start().await.unwrap();
+        let addr = serve().await;
+        let mut sides = Vec::new();
+        for (name, sampling) in [("off", None), ("on, 1.0", Some(1.0)), ("on, 0.01", Some(0.01))] {
+            sides.push(telemetry_side(addr, name, sampling, &collector.endpoint()).await);
+        }
+        for _ in 0..500 {
+            for side in &mut sides {
+                side.client.call().await;
+            }
+        }
+        if smoke {
+            println!("request_path --telemetry: smoke run ok (use `cargo bench` for figures)");
+        } else {
+            let mut p50 = vec![Vec::new(); sides.len()];
+            let mut rps = vec![Vec::new(); sides.len()];
+            for _ in 0..ROUNDS {
+                for (index, side) in sides.iter_mut().enumerate() {
+                    let sorted = latencies(&mut side.client).await;
+                    p50[index].push(percentile(&sorted, 500).as_secs_f64() * 1e6);
+                }
+                for (index, side) in sides.iter().enumerate() {
+                    rps[index].push(throughput(&side.client).await);
+                }
+            }
+            let p50: Vec<f64> = p50.into_iter().map(median).collect();
+            let rps: Vec<f64> = rps.into_iter().map(median).collect();
+            println!(
+                "request_path --telemetry (loopback, 2 runtime threads, medians of {ROUNDS} rounds, sides taking turns)"
+            );
+            for (index, side) in sides.iter().enumerate() {
+                println!(
+                    "  telemetry {:<9} c=1 p50 {:6.1} us | c={CONCURRENCY} {:7.0} req/s | ratio to off {:.3}",
+                    side.name,
+                    p50[index],
+                    rps[index],
+                    rps[index] / rps[0]
+                );
+            }
+            println!("  targets: >= 0.9 with sampling 1.0, >= 0.97 with 0.01");
+        }
+        for side in sides {
+            if let Some(telemetry) = side.telemetry {
+                let _ = telemetry.shutdown().await;
+            }
+        }
     });
 }

@@ -1,6 +1,7 @@
 //! [`MeshBuilder`]: where the mesh's bootstrap and settings come from.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use mesh_xds_client::bootstrap::{
 };
 use mesh_xds_client::client::{ClientOptions, XdsClient};
 
+use crate::admin::AdminServer;
 use crate::error::MeshError;
 use crate::mesh::{Mesh, MeshInner};
 use crate::telemetry::{Sampling, Telemetry, TelemetryConfig};
@@ -71,6 +73,7 @@ pub struct MeshBuilder {
     client_options: ClientOptions,
     telemetry: Option<TelemetrySource>,
     telemetry_settings: TelemetrySettings,
+    admin: Option<SocketAddr>,
 }
 
 impl Default for MeshBuilder {
@@ -84,6 +87,7 @@ impl Default for MeshBuilder {
             client_options: ClientOptions::default(),
             telemetry: None,
             telemetry_settings: TelemetrySettings::default(),
+            admin: None,
         }
     }
 }
@@ -205,6 +209,10 @@ impl MeshBuilder {
             }
             None
         };
+        let admin = match self.admin {
+            Some(address) => Some(AdminServer::start(address, client.clone(), &runtime).await?),
+            None => None,
+        };
         let mut options =
             mesh_options.with_initial_config_timeout(request_wait(self.wait_for_ready));
         if let Some(telemetry) = &telemetry {
@@ -216,10 +224,28 @@ impl MeshBuilder {
                 options,
                 wait_for_ready: self.wait_for_ready,
                 telemetry,
+                admin,
                 runtime,
                 channels: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    // The admin endpoint (issue #7): CSDS and the JSON config dump; see the `admin` module.
+
+    /// Serves the admin endpoint on `address` while the mesh lives: CSDS over gRPC, `GET /config_dump` (JSON) and
+    /// `GET /healthz`; see [`crate::admin`]. A socket of its own, never a serving port; keep it on 127.0.0.1
+    /// ([`admin_port`](Self::admin_port)) unless it must be reached from elsewhere. Its address:
+    /// [`Mesh::admin_addr`].
+    pub fn admin(mut self, address: SocketAddr) -> Self {
+        self.admin = Some(address);
+        self
+    }
+
+    /// [`admin`](Self::admin) on `127.0.0.1:port` ([`DEFAULT_ADMIN_IP`](crate::admin::DEFAULT_ADMIN_IP); 0 picks
+    /// a free port).
+    pub fn admin_port(self, port: u16) -> Self {
+        self.admin(SocketAddr::new(crate::admin::DEFAULT_ADMIN_IP, port))
     }
 
     // Telemetry (issue #7): OpenTelemetry over OTLP; see the `telemetry` module.

@@ -48,6 +48,9 @@ pub enum MeshError {
     /// without a collector.
     #[error("telemetry: {0}")]
     Telemetry(#[from] crate::telemetry::TelemetryError),
+    /// The admin endpoint ([`MeshBuilder::admin`](crate::MeshBuilder::admin)) could not start.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 /// A channel could not be made for a target.

@@ -16,10 +16,11 @@
 //!   plane's server Listener, picks a filter chain per connection, checks each request against the chain's routes
 //!   and RBAC policies (gRFC A41), drains connections on Listener changes and reports serving / not-serving
 //!   (callback, watch, gRPC health). See [`server`].
-//! - [`Mesh::config_dump`] and [`Mesh::csds_service`]: what the xDS client holds (gRFC A40).
+//! - [`Mesh::config_dump`] and [`Mesh::csds_service`]: what the xDS client holds (gRFC A40); [`admin`]: an admin
+//!   endpoint ([`MeshBuilder::admin`]) serving both, CSDS over gRPC and the dump as JSON (`GET /config_dump`).
 //! - [`telemetry`]: OpenTelemetry over OTLP ([`MeshBuilder::with_otlp`], [`MeshBuilder::telemetry_from_env`]):
-//!   gRPC's client metrics (gRFC A66/A78) and the mesh's counters, spans per call and per attempt, W3C
-//!   `traceparent` on every attempt.
+//!   gRPC's client and server metrics (gRFC A66/A78) and the mesh's counters, spans per call and per attempt, W3C
+//!   `traceparent` on every attempt, and on xDS-enabled servers a span per call continuing the caller's trace.
 //! - [`testing`]: a hand-written `helloworld.Greeter` client, server and runnable replica, for demos and tests.
 //! - [`interop`]: gRPC's xDS interop test services, server and client (the `xds-interop-server` and
 //!   `xds-interop-client` binaries), so gRPC's xDS interop test cases run against this mesh.
@@ -45,6 +46,7 @@
 //! Not here yet: TLS on xDS-enabled servers (a filter chain with TLS has its connections closed, never served in
 //! plaintext). Not for: protocol or balancing logic; this crate is glue over `mesh-xds-client` and `mesh-tower`.
 
+pub mod admin;
 mod builder;
 mod channel;
 mod direct;

@@ -32,12 +32,23 @@ pub(crate) struct MeshInner {
     pub(crate) options: MeshOptions,
     pub(crate) wait_for_ready: Duration,
     pub(crate) telemetry: Option<crate::telemetry::Telemetry>,
+    /// The admin endpoint, stopped with the last clone of the mesh.
+    pub(crate) admin: Option<crate::admin::AdminServer>,
     pub(crate) runtime: Handle,
     /// Live channels by canonical target, so that channels for one target share one request path.
     pub(crate) channels: Mutex<HashMap<String, Weak<ChannelShared>>>,
 }
 
 impl Mesh {
+    /// The address of the admin endpoint ([`MeshBuilder::admin`]), if the mesh has one.
+    #[must_use]
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .admin
+            .as_ref()
+            .map(crate::admin::AdminServer::local_addr)
+    }
+
     /// A builder; see [`MeshBuilder`].
     pub fn builder() -> MeshBuilder {
         MeshBuilder::default()

@@ -10,6 +10,13 @@
 //! `GRPC_XDS_BOOTSTRAP_CONFIG` (which must have `server_listener_resource_name_template`); it serves only under its
 //! server Listener. The maintenance port stays plain, must differ from `--port`, and also serves CSDS. Filter
 //! chains requiring TLS have their connections closed until the TLS layer lands (never served in plaintext).
+//!
+//! Telemetry: in secure mode, with `OTEL_EXPORTER_OTLP_ENDPOINT` set, the test port records gRFC A66's server
+//! metrics and a span per call (continuing the caller's `traceparent`) and exports them over OTLP, configured by the
+//! standard `OTEL_*` variables (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`,
+//! `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_BSP_SCHEDULE_DELAY`, ...); the destination is printed on stderr. Exports
+//! are periodic: a killed server loses what it had not sent yet. Without secure mode the server is a plain tonic
+//! server and records nothing.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line tool reports on stdout and stderr
 
@@ -225,9 +232,19 @@ async fn run(flags: Flags) -> Result<(), String> {
     if flags.secure_mode {
         let mesh = Mesh::builder()
             .bootstrap_from_env()
+            .telemetry_from_env()
             .build()
             .await
             .map_err(|error| error.to_string())?;
+        match mesh.telemetry() {
+            Some(telemetry) => eprintln!(
+                "xds-interop-server: metrics and traces go to {} over OTLP/gRPC",
+                telemetry.config().endpoint
+            ),
+            None => eprintln!(
+                "xds-interop-server: telemetry off (set OTEL_EXPORTER_OTLP_ENDPOINT to export metrics and traces)"
+            ),
+        }
         let server = mesh
             .server()
             .on_serving_state(|state| eprintln!("xds-interop-server: test port {state}"))

@@ -25,6 +25,7 @@ use super::config::Shared;
 use super::route::ChainConfig;
 use super::service::ConnectionService;
 use super::tls;
+use crate::telemetry::ServerTelemetry;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -36,6 +37,8 @@ pub(crate) struct Accepting<S> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) service: S,
     pub(crate) drain_grace: Duration,
+    /// The mesh's server telemetry, if it has telemetry.
+    pub(crate) telemetry: Option<Arc<ServerTelemetry>>,
 }
 
 impl<S, B> Accepting<S>
@@ -93,6 +96,7 @@ where
                 self.shared.generation.subscribe(),
                 self.drain_grace,
                 self.service.clone(),
+                self.telemetry.clone(),
                 alive.clone(),
             ));
         }
@@ -110,6 +114,7 @@ async fn connection<S, B>(
     current: watch::Receiver<u64>,
     drain_grace: Duration,
     service: S,
+    telemetry: Option<Arc<ServerTelemetry>>,
     _alive: mpsc::Sender<()>,
 ) where
     S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
@@ -122,12 +127,12 @@ async fn connection<S, B>(
     B::Error: Into<BoxError>,
 {
     let Some(settings) = &chain.tls else {
-        let service = ConnectionService::new(service, info, chain);
+        let service = ConnectionService::new(service, info, chain, telemetry);
         return serve(stream, service, generation, current, drain_grace).await;
     };
     match tls::accept(&chain.name, settings, stream, info).await {
         Ok((secured, info)) => {
-            let service = ConnectionService::new(service, info, chain);
+            let service = ConnectionService::new(service, info, chain, telemetry);
             serve(secured, service, generation, current, drain_grace).await;
         }
         Err(error) => tracing::error!(%error, "xDS-enabled server: refusing a connection"),

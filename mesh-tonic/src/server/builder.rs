@@ -153,6 +153,10 @@ impl ServerBuilder {
             shared: Arc::clone(&shared),
             service,
             drain_grace: self.drain_grace,
+            telemetry: self
+                .mesh
+                .telemetry()
+                .map(crate::telemetry::Telemetry::server),
         };
         let task = runtime.spawn(async move {
             let (alive, mut all_done) = mpsc::channel::<()>(1);

@@ -46,6 +46,10 @@
 //! The RBAC filters before the router are evaluated per request (gRFC A41, with audit events per A59); a denied call
 //! gets PERMISSION_DENIED without reaching the application.
 //!
+//! When the mesh has [telemetry](crate::telemetry), every call (refused ones included) is recorded: gRFC A66's
+//! `grpc.server.call.started`, `grpc.server.call.duration` and `grpc.server.call.sent_total_compressed_message_size`,
+//! and a SERVER span whose parent is the caller's W3C `traceparent`, current while the application handles the call.
+//!
 //! Not here yet: TLS from the chain's `DownstreamTlsContext` (gRFC A29): until it lands, a connection whose chain
 //! requires TLS is closed with a logged error (never served in plaintext). Not applied: `max_stream_duration`
 //! (A36 does not ask servers for it). HTTP/2 only (gRPC).

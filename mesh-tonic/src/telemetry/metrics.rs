@@ -20,7 +20,7 @@ use opentelemetry::{Key, KeyValue, Value};
 pub const DEFAULT_MAX_METHODS: usize = 200;
 
 /// gRFC A66's latency buckets, in seconds.
-const LATENCY_BUCKETS: [f64; 41] = [
+pub(super) const LATENCY_BUCKETS: [f64; 41] = [
     0.0, 0.00001, 0.00005, 0.0001, 0.0003, 0.0006, 0.0008, 0.001, 0.002, 0.003, 0.004, 0.005,
     0.006, 0.008, 0.01, 0.013, 0.016, 0.02, 0.025, 0.03, 0.04, 0.05, 0.065, 0.08, 0.1, 0.13, 0.16,
     0.2, 0.25, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0,
@@ -34,7 +34,25 @@ const BACKEND_SERVICE: Key = Key::from_static_str("grpc.lb.backend_service");
 const HTTP_STATUS: Key = Key::from_static_str("http.response.status_code");
 const EJECTED: Key = Key::from_static_str("mesh.outlier.ejected");
 const FAULT: Key = Key::from_static_str("mesh.fault");
-const OTHER: &str = "other";
+pub(super) const OTHER: &str = "other";
+
+/// gRFC A66's size buckets, in bytes (0, 1 KiB, 2 KiB, 4 KiB, 16 KiB, ... 4 GiB).
+pub(super) const SIZE_BUCKETS: [f64; 14] = [
+    0.0,
+    1024.0,
+    2048.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+    1_073_741_824.0,
+    4_294_967_296.0,
+];
 
 struct Instruments {
     attempt_started: Counter<u64>,
@@ -110,13 +128,13 @@ impl Instruments {
 
 /// Label values built once and shared, so recording allocates no strings: one atomic load and a hash lookup per
 /// label; a miss takes a lock once per new value.
-struct LabelCache<K> {
+pub(super) struct LabelCache<K> {
     values: ArcSwap<HashMap<K, Value>>,
     adding: Mutex<()>,
 }
 
 impl<K: Eq + Hash + Clone> LabelCache<K> {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             values: ArcSwap::from_pointee(HashMap::new()),
             adding: Mutex::new(()),
@@ -124,7 +142,12 @@ impl<K: Eq + Hash + Clone> LabelCache<K> {
     }
 
     /// The value of `key`, made by `make` the first time; `None` when the cache holds `limit` values already.
-    fn get<Q>(&self, key: &Q, limit: usize, make: impl FnOnce() -> (K, Value)) -> Option<Value>
+    pub(super) fn get<Q>(
+        &self,
+        key: &Q,
+        limit: usize,
+        make: impl FnOnce() -> (K, Value),
+    ) -> Option<Value>
     where
         K: std::borrow::Borrow<Q>,
         Q: Eq + Hash + ?Sized,

@@ -12,6 +12,9 @@
 //!   the mesh's retry, retry-budget, circuit-breaker, outlier and fault counters), and the xDS client records
 //!   [`OtelXdsMetrics`] (A78: valid and invalid resource updates, server failures and connectivity);
 //! - every attempt carries `traceparent` (and `tracestate`) from its span ([`W3cPropagator`]);
+//! - every xDS-enabled server of the mesh ([`Mesh::server`](crate::Mesh::server)) records gRFC A66's
+//!   `grpc.server.call.*` metrics and a SERVER span per call whose parent is the caller's `traceparent`, exported
+//!   through this telemetry's own tracer (no `tracing` subscriber needed); see `ServerTelemetry` in `server.rs`;
 //! - the request path's `tracing` spans (`mesh.request` per call, `mesh.attempt` per attempt, named and attributed
 //!   by the OpenTelemetry semantic conventions for RPC) become OpenTelemetry spans once the subscriber has
 //!   [`Telemetry::tracing_layer`] (or [`Telemetry::init_tracing`] installs one).
@@ -37,14 +40,14 @@
 //! # }
 //! ```
 //!
-//! Not here yet: server-side spans and `traceparent` extraction on xDS-enabled servers, gRFC A66's message-size
-//! histograms and server metrics, A78's `grpc.xds_client.resources` gauge, a Prometheus endpoint. The OTLP exporter itself
-//! (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, compression); the
+//! Not here yet: gRFC A66's client message-size histograms and the server's received-size histogram, A78's
+//! `grpc.xds_client.resources` gauge, a Prometheus endpoint. The OTLP exporter itself (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, compression); the
 //! endpoint given here takes precedence over its endpoint variables.
 
 mod config;
 mod metrics;
 mod propagation;
+mod server;
 mod xds;
 
 use std::sync::Arc;
@@ -67,6 +70,7 @@ use tracing_subscriber::registry::LookupSpan;
 pub use config::{DEFAULT_METRICS_INTERVAL, DEFAULT_SERVICE_NAME, Sampling, TelemetryConfig};
 pub use metrics::{DEFAULT_MAX_METHODS, OtelMetrics};
 pub use propagation::W3cPropagator;
+pub(crate) use server::{ServerCall, ServerTelemetry};
 pub use xds::OtelXdsMetrics;
 
 /// The instrumentation scope of the mesh's meters and tracer.
@@ -120,6 +124,7 @@ struct Inner {
     meter_provider: SdkMeterProvider,
     metrics: OtelMetrics,
     xds_metrics: OtelXdsMetrics,
+    server: Arc<ServerTelemetry>,
 }
 
 /// The mesh's OpenTelemetry pipelines; see the [module docs](self). Cheap to clone; clones share the pipelines.
@@ -186,9 +191,14 @@ impl Telemetry {
             .with_resource(resource)
             .build();
         let meter = meter_provider.meter_with_scope(scope());
+        let server = Arc::new(ServerTelemetry::new(
+            &meter,
+            tracer_provider.tracer_with_scope(scope()),
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 config: config.clone(),
+                server,
                 metrics: OtelMetrics::new(&meter),
                 xds_metrics: OtelXdsMetrics::new(&meter),
                 tracer_provider,
@@ -213,6 +223,11 @@ impl Telemetry {
     #[must_use]
     pub fn xds_metrics(&self) -> Arc<dyn XdsClientMetrics> {
         Arc::new(self.inner.xds_metrics.clone())
+    }
+
+    /// What the xDS-enabled servers record with.
+    pub(crate) fn server(&self) -> Arc<ServerTelemetry> {
+        Arc::clone(&self.inner.server)
     }
 
     /// The W3C Trace Context propagator for attempts.

@@ -87,13 +87,19 @@ pub async fn run(
     flags: ClientFlags,
     listening: impl FnOnce(SocketAddr),
 ) -> Result<(), ClientError> {
-    let builder = Mesh::builder();
+    // OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set (and the other OTEL_* variables), as gRPC's own
+    // interop clients do with their observability plugins.
+    let builder = Mesh::builder().telemetry_from_env();
     let builder = if flags.server.starts_with("xds:") {
         builder.bootstrap_from_env()
     } else {
         builder.without_xds()
     };
     let mesh = builder.build().await?;
+    if let Some(telemetry) = mesh.telemetry() {
+        // The embedding program may have its own subscriber; then its spans are its business.
+        let _ = telemetry.init_tracing();
+    }
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, flags.stats_port));
     let listener = TcpListener::bind(address)
         .await

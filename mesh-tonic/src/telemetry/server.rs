@@ -1,0 +1,280 @@
+//! [`ServerTelemetry`]: the xDS-enabled server's side of telemetry. Per call: gRFC A66's server metrics and a
+//! SERVER span (OpenTelemetry semantic conventions for RPC) whose parent is the caller's W3C `traceparent`, so one
+//! trace follows a call from the client's attempt into the server and on into the handler's own spans.
+//!
+//! | instrument | unit | labels |
+//! | --- | --- | --- |
+//! | `grpc.server.call.started` | `{call}` | `grpc.method` |
+//! | `grpc.server.call.duration` | `s` | `grpc.method`, `grpc.status` |
+//! | `grpc.server.call.sent_total_compressed_message_size` | `By` | `grpc.method`, `grpc.status` |
+//!
+//! A call starts when its request headers arrive and ends when its status goes out (trailers, or a trailers-only
+//! response), or when the client goes away (CANCELLED). Calls the server refuses before the application (routing
+//! per gRFC A36, RBAC per A41) are counted too, with their status. `grpc.method` is bounded as on the client
+//! ([`DEFAULT_MAX_METHODS`](super::DEFAULT_MAX_METHODS) distinct methods, then `other`): the server serves any
+//! tower service and cannot list its registered methods.
+//!
+//! While the application's service is polled, the span's OpenTelemetry context is the current one, so spans the
+//! handler opens (with `tracing` and the telemetry's layer, or the OpenTelemetry API) are its children.
+//!
+//! Not here yet: `grpc.server.call.rcvd_total_compressed_message_size` (the application's service takes hyper's
+//! `Incoming` body as it is, so the server does not see the request's bytes).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::HeaderMap;
+use mesh_core::peer::ConnectionInfo;
+use mesh_tower::metrics::split_grpc_path;
+use mesh_tower::status::Code;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, Key, KeyValue, Value};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::Tracer;
+
+use super::metrics::{LATENCY_BUCKETS, LabelCache, OTHER, SIZE_BUCKETS};
+
+const METHOD: Key = Key::from_static_str("grpc.method");
+const STATUS: Key = Key::from_static_str("grpc.status");
+
+/// The server's instruments, tracer and label cache; one per [`Telemetry`](super::Telemetry), shared by its
+/// servers.
+pub(crate) struct ServerTelemetry {
+    started: Counter<u64>,
+    duration: Histogram<f64>,
+    sent: Histogram<u64>,
+    methods: LabelCache<Box<str>>,
+    max_methods: usize,
+    tracer: Tracer,
+    propagator: TraceContextPropagator,
+}
+
+impl ServerTelemetry {
+    pub(super) fn new(meter: &Meter, tracer: Tracer) -> Self {
+        Self {
+            started: meter
+                .u64_counter("grpc.server.call.started")
+                .with_unit("{call}")
+                .with_description("The total number of RPCs started, including those that have not completed.")
+                .build(),
+            duration: meter
+                .f64_histogram("grpc.server.call.duration")
+                .with_unit("s")
+                .with_description(
+                    "End-to-end time taken to complete a call from the server transport's perspective.",
+                )
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            sent: meter
+                .u64_histogram("grpc.server.call.sent_total_compressed_message_size")
+                .with_unit("By")
+                .with_description(
+                    "Total bytes (compressed but not encrypted) sent across all response messages (metadata \
+                     excluded) per RPC; does not include gRPC or transport framing bytes.",
+                )
+                .with_boundaries(SIZE_BUCKETS.to_vec())
+                .build(),
+            methods: LabelCache::new(),
+            max_methods: super::DEFAULT_MAX_METHODS,
+            tracer,
+            propagator: TraceContextPropagator::new(),
+        }
+    }
+
+    /// Starts the record of a call on `path` with request `headers` from `connection`.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        path: &str,
+        headers: &HeaderMap,
+        connection: &ConnectionInfo,
+    ) -> ServerCall {
+        let rpc = split_grpc_path(path);
+        let method = rpc
+            .and_then(|_| {
+                let name = path.trim_start_matches('/');
+                self.methods.get(name, self.max_methods, || {
+                    (name.into(), Value::from(Arc::<str>::from(name)))
+                })
+            })
+            .unwrap_or(Value::from(OTHER));
+        let method = KeyValue::new(METHOD, method);
+        self.started.add(1, std::slice::from_ref(&method));
+        let parent = self.propagator.extract(&HeaderExtractor(headers));
+        // Semantic conventions for RPC: the span is named `service/method`; an unknown shape keeps the path.
+        let mut attributes = vec![
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new(
+                "network.peer.address",
+                connection.remote_addr.ip().to_string(),
+            ),
+            KeyValue::new(
+                "network.peer.port",
+                i64::from(connection.remote_addr.port()),
+            ),
+        ];
+        if let Some((service, name)) = rpc {
+            attributes.push(KeyValue::new("rpc.service", service.to_owned()));
+            attributes.push(KeyValue::new("rpc.method", name.to_owned()));
+        }
+        let span = self
+            .tracer
+            .span_builder(path.trim_start_matches('/').to_owned())
+            .with_kind(SpanKind::Server)
+            .with_attributes(attributes)
+            .start_with_context(&self.tracer, &parent);
+        ServerCall {
+            telemetry: Arc::clone(self),
+            method,
+            started: Instant::now(),
+            context: parent.with_span(span),
+            sent: MessageBytes::default(),
+            finished: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerTelemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTelemetry").finish_non_exhaustive()
+    }
+}
+
+/// One call being recorded; ends with [`finish`](Self::finish), or as CANCELLED when dropped before.
+pub(crate) struct ServerCall {
+    telemetry: Arc<ServerTelemetry>,
+    method: KeyValue,
+    started: Instant,
+    context: Context,
+    sent: MessageBytes,
+    finished: bool,
+}
+
+impl ServerCall {
+    /// The OpenTelemetry context holding the call's span (to make it current while the handler runs).
+    pub(crate) fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// Counts response body bytes.
+    pub(crate) fn sent(&mut self, data: &[u8]) {
+        self.sent.feed(data);
+    }
+
+    /// Records the call's end with `status`.
+    pub(crate) fn finish(&mut self, status: Code) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let telemetry = &self.telemetry;
+        let labels = [self.method.clone(), KeyValue::new(STATUS, status.name())];
+        telemetry
+            .duration
+            .record(self.started.elapsed().as_secs_f64(), &labels);
+        telemetry.sent.record(self.sent.payload, &labels);
+        let span = self.context.span();
+        span.set_attribute(KeyValue::new(
+            "rpc.grpc.status_code",
+            i64::from(status.as_u32()),
+        ));
+        // Semantic conventions for gRPC: on a server, these codes are errors; the others are the client's problem.
+        if matches!(
+            status,
+            Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Unimplemented
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+        ) {
+            span.set_status(Status::error(status.name()));
+        }
+        span.end();
+    }
+}
+
+impl Drop for ServerCall {
+    fn drop(&mut self) {
+        self.finish(Code::Cancelled);
+    }
+}
+
+/// The payload bytes of gRPC messages in a byte stream: each message is a 5-byte prefix (compressed flag, length)
+/// and its payload; gRFC A66 counts payloads only.
+#[derive(Debug, Default)]
+struct MessageBytes {
+    /// Prefix bytes still expected before the next payload (0 when in a payload).
+    prefix_seen: usize,
+    prefix: [u8; 5],
+    /// Payload bytes still expected in the current message.
+    payload_left: u64,
+    payload: u64,
+}
+
+impl MessageBytes {
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.payload_left > 0 {
+                let take = usize::try_from(self.payload_left)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                self.payload_left -= take as u64;
+                self.payload += take as u64;
+                data = data.get(take..).unwrap_or_default();
+                continue;
+            }
+            let take = (5 - self.prefix_seen).min(data.len());
+            if let (Some(to), Some(from)) = (
+                self.prefix
+                    .get_mut(self.prefix_seen..self.prefix_seen + take),
+                data.get(..take),
+            ) {
+                to.copy_from_slice(from);
+            }
+            self.prefix_seen += take;
+            data = data.get(take..).unwrap_or_default();
+            if self.prefix_seen == 5 {
+                self.prefix_seen = 0;
+                let [_, a, b, c, d] = self.prefix;
+                self.payload_left = u64::from(u32::from_be_bytes([a, b, c, d]));
+            }
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_payloads_are_counted_without_their_prefixes_across_chunks() {
+        let mut stream = vec![0, 0, 0, 0, 3, b'a', b'b', b'c'];
+        stream.extend([1, 0, 0, 0, 0]);
+        stream.extend([0, 0, 0, 0, 2, b'x', b'y']);
+        for split in 0..stream.len() {
+            let mut bytes = MessageBytes::default();
+            let (a, b) = stream.split_at(split);
+            bytes.feed(a);
+            bytes.feed(b);
+            assert_eq!(bytes.payload, 5, "split at {split}");
+        }
+        let mut one_by_one = MessageBytes::default();
+        for byte in &stream {
+            one_by_one.feed(std::slice::from_ref(byte));
+        }
+        assert_eq!(one_by_one.payload, 5);
+    }
+}
