@@ -22,6 +22,7 @@ pub mod endpoint;
 pub mod fraction;
 pub mod identity;
 pub mod listener;
+pub mod load;
 pub mod locality;
 pub mod matcher;
 pub mod peer;

@@ -218,6 +218,15 @@ impl MeshBuilder {
         if let Some(telemetry) = &telemetry {
             options = telemetry.apply(options);
         }
+        if let Some(client) = &client {
+            // gRFC A27 LRS: the request path counts load per cluster and locality into the client's store, next to
+            // the other metrics; only clusters whose load the control plane wants are counted.
+            let recorder = mesh_tower::load_report::LoadRecorder::new(client.load_store().clone());
+            options.metrics = Arc::new(mesh_tower::metrics::FanOut::new(vec![
+                Arc::clone(&options.metrics),
+                Arc::new(recorder),
+            ]));
+        }
         Ok(Mesh {
             inner: Arc::new(MeshInner {
                 xds: client,

@@ -65,6 +65,9 @@
 //!
 //! The server side of TLS ([`tls::ServerTls`], [`tls::accept`]) lives here too, for the xDS-enabled server.
 //!
+//! Load reports (gRFC A27 LRS): [`load_report::LoadRecorder`] counts attempts per cluster and locality into a
+//! `mesh-core` load store, combined with other metrics through [`metrics::FanOut`]; the xDS client sends them.
+//!
 //! Not for: xDS. This crate never sees Envoy protos; it takes snapshots from any source. Not yet: weighted round
 //! robin with load reports (endpoints are then picked at random by weight), HTTP/1.1 upstreams, certificate
 //! revocation and system root stores for upstream TLS.
@@ -73,6 +76,7 @@ pub mod authz;
 pub mod error;
 pub mod fault;
 pub mod lb;
+pub mod load_report;
 pub mod metrics;
 pub mod options;
 pub mod status;

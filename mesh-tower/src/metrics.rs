@@ -9,8 +9,11 @@
 //! implementations keep working. A [`Metrics`] shared by several channels learns each channel's target through
 //! [`Metrics::for_target`].
 //!
+//! Several implementations receive the same events through [`FanOut`]; load reports (gRFC A27 LRS) are recorded by
+//! [`LoadRecorder`](crate::load_report::LoadRecorder), an implementation over a `mesh-core` load store.
+//!
 //! Not here: tracing spans (the request path emits them with `tracing` directly; [`TracePropagator`] carries their
-//! context on outgoing requests), message sizes (gRFC A66's `*_compressed_message_size`) and load reports.
+//! context on outgoing requests) and message sizes (gRFC A66's `*_compressed_message_size`).
 
 use std::time::Duration;
 
@@ -150,6 +153,17 @@ pub trait Metrics: Send + Sync + 'static {
         let _ = (labels, outcome, duration);
     }
 
+    /// An attempt was sent to an endpoint in `locality` of `cluster` (after the pick and the circuit breaker); it
+    /// is then in progress until its [`attempt_finished`](Self::attempt_finished). Used for load reports.
+    fn attempt_issued(&self, cluster: &str, locality: &Locality) {
+        let _ = (cluster, locality);
+    }
+
+    /// A drop overload of `cluster` dropped a request, with the overload's category (gRFC A27).
+    fn dropped(&self, cluster: &str, category: &str) {
+        let _ = (cluster, category);
+    }
+
     /// A retry is about to be made.
     fn retry(&self, cluster: &str) {
         let _ = cluster;
@@ -189,6 +203,9 @@ pub fn split_grpc_path(path: &str) -> Option<(&str, &str)> {
 pub struct NoMetrics;
 
 impl Metrics for NoMetrics {}
+
+mod fanout;
+pub use fanout::FanOut;
 
 #[cfg(test)]
 mod tests {

@@ -100,7 +100,12 @@ pub(super) async fn run(
     };
     let picked = match table.pick(&context, rng) {
         Ok(picked) => picked,
-        Err(error) => return AttemptResult::failed(pick_error(leaf.name(), error)),
+        Err(error) => {
+            if let PickError::Dropped(category) = &error {
+                spec.metrics.dropped(leaf.name(), category);
+            }
+            return AttemptResult::failed(pick_error(leaf.name(), error));
+        }
     };
     let Some(endpoint) = table.list.endpoint(picked.slot) else {
         return AttemptResult::failed(pick_error(leaf.name(), PickError::NoHealthy(table.counts)));
@@ -160,6 +165,7 @@ pub(super) async fn run(
     if let Some(propagator) = &leaf.runtime().options.propagator {
         propagator.inject(&span, request.headers_mut());
     }
+    spec.metrics.attempt_issued(leaf.name(), locality);
     let outstanding = Arc::clone(endpoint).start_request();
     let endpoint = outstanding.endpoint();
     let sending = send(endpoint, leaf.name(), request, ready, pending);

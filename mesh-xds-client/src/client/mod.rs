@@ -7,6 +7,7 @@
 //! - [`XdsClient::watch_target`]: one target's whole configuration as [`ConfigSnapshot`]s, published by the gRFC A74
 //!   dependency manager only when complete.
 //! - [`XdsClient::config_dump`]: every subscribed resource with its status, version and last error (gRFC A40).
+//! - [`XdsClient::load_store`]: the load counters its LRS streams report (gRFC A27, [`crate::lrs`]).
 //!
 //! The protocol decisions are made by [`crate::protocol::XdsState`]; the worker performs its outputs (streams over
 //! tonic, requests, timers), decodes responses with [`crate::resource::decode`] and fans events out to watchers.
@@ -38,7 +39,7 @@ mod worker;
 pub use connector::{ConnectFuture, ConnectedIo, Connector};
 pub use dump::{ConfigDump, ResourceDump};
 pub use metrics::{NoXdsClientMetrics, XdsClientMetrics};
-pub(crate) use transport::node_proto;
+pub(crate) use transport::{connect, node_proto};
 
 /// The client could not start.
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +255,7 @@ struct Inner {
     watchers: Mutex<HashMap<Key, Weak<WatchShare>>>,
     bootstrap: Arc<Bootstrap>,
     next_target: std::sync::atomic::AtomicU64,
+    load_store: mesh_core::load::LoadStore,
 }
 
 impl Inner {
@@ -303,7 +305,8 @@ impl XdsClient {
         }
         let bootstrap = Arc::new(bootstrap);
         let (commands, rx) = mpsc::unbounded_channel();
-        let worker = worker::Worker::new(Arc::clone(&bootstrap), options, rx)?;
+        let load_store = mesh_core::load::LoadStore::new();
+        let worker = worker::Worker::new(Arc::clone(&bootstrap), options, rx, load_store.clone())?;
         runtime.spawn(worker.run());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -311,6 +314,7 @@ impl XdsClient {
                 watchers: Mutex::new(HashMap::new()),
                 bootstrap,
                 next_target: std::sync::atomic::AtomicU64::new(1),
+                load_store,
             }),
         })
     }
@@ -319,6 +323,13 @@ impl XdsClient {
     #[must_use]
     pub fn bootstrap(&self) -> &Bootstrap {
         &self.inner.bootstrap
+    }
+
+    /// The load counters of the clusters whose load this client reports (gRFC A27 LRS, see [`crate::lrs`]): the
+    /// request path records into it (mesh-tower's `LoadRecorder`), the client's LRS streams take from it.
+    #[must_use]
+    pub fn load_store(&self) -> &mesh_core::load::LoadStore {
+        &self.inner.load_store
     }
 
     /// Watches resource `name` of `kind`.

@@ -35,6 +35,24 @@ pub(super) fn dial_url(server_uri: &str) -> String {
     }
 }
 
+/// Dials `server_uri` (through `connector` when its credentials need one, gRFC A65): the channel for ADS and LRS.
+pub(crate) async fn connect(
+    server_uri: &str,
+    connector: Option<super::Connector>,
+) -> Result<tonic::transport::Channel, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(dial_url(server_uri))
+        .map_err(|e| format!("invalid server_uri {server_uri:?}: {e}"))?
+        .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_timeout(std::time::Duration::from_secs(20));
+    let connected = match connector {
+        // gRFC A65: credentials other than plaintext go through the connector registered for this server.
+        Some(connector) => endpoint.connect_with_connector(connector).await,
+        None => endpoint.connect().await,
+    };
+    connected.map_err(|e| format!("connecting to {server_uri}: {}", error_chain(&e)))
+}
+
 /// Runs one stream until it fails or the worker drops it (by aborting this task).
 pub(super) async fn run_stream(
     server_uri: String,
@@ -46,31 +64,10 @@ pub(super) async fn run_stream(
     let report = |event: StreamEvent| {
         let _ = events.send(super::worker::Event::Stream(event));
     };
-    let endpoint = match tonic::transport::Endpoint::from_shared(dial_url(&server_uri)) {
-        Ok(endpoint) => endpoint
-            .http2_keep_alive_interval(std::time::Duration::from_secs(30))
-            .keep_alive_while_idle(true)
-            .connect_timeout(std::time::Duration::from_secs(20)),
-        Err(e) => {
-            report(StreamEvent::Failed(
-                id,
-                format!("invalid server_uri {server_uri:?}: {e}"),
-            ));
-            return;
-        }
-    };
-    let connected = match connector {
-        // gRFC A65: credentials other than plaintext go through the connector registered for this server.
-        Some(connector) => endpoint.connect_with_connector(connector).await,
-        None => endpoint.connect().await,
-    };
-    let channel = match connected {
+    let channel = match connect(&server_uri, connector).await {
         Ok(channel) => channel,
-        Err(e) => {
-            report(StreamEvent::Failed(
-                id,
-                format!("connecting to {server_uri}: {}", error_chain(&e)),
-            ));
+        Err(error) => {
+            report(StreamEvent::Failed(id, error));
             return;
         }
     };

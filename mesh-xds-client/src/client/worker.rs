@@ -93,6 +93,8 @@ pub(super) struct Worker {
     metrics: Arc<dyn super::XdsClientMetrics>,
     /// Per server (bootstrap order): whether it is unhealthy, so each healthy-to-unhealthy change counts once.
     unhealthy: Vec<bool>,
+    /// The clusters whose load is reported, and their LRS streams (gRFC A27).
+    lrs: crate::lrs::LoadReporting,
 }
 
 impl Worker {
@@ -100,6 +102,7 @@ impl Worker {
         bootstrap: Arc<Bootstrap>,
         options: super::ClientOptions,
         commands: mpsc::UnboundedReceiver<Command>,
+        load_store: mesh_core::load::LoadStore,
     ) -> Result<Self, ClientError> {
         let mut config = protocol_config(&bootstrap);
         config.resource_timeout = options.resource_timeout;
@@ -113,7 +116,14 @@ impl Worker {
             certificate_providers: bootstrap.certificate_providers.keys().cloned().collect(),
         };
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let lrs = crate::lrs::LoadReporting::new(
+            load_store,
+            Arc::clone(&bootstrap),
+            options.connectors.clone(),
+            node_proto(&bootstrap.node),
+        );
         Ok(Self {
+            lrs,
             node: node_proto(&bootstrap.node),
             bootstrap,
             state,
@@ -201,6 +211,7 @@ impl Worker {
                 self.drive_target(id);
             }
             Command::UnwatchTarget(id) => {
+                self.lrs.target_removed(id);
                 if let Some(mut target) = self.targets.remove(&id) {
                     for (_, task) in target.dns.drain() {
                         task.abort();
@@ -578,6 +589,9 @@ impl Worker {
                     }
                 }
                 Action::Publish(update) => {
+                    if let Ok(snapshot) = &update {
+                        self.lrs.target_updated(id, snapshot);
+                    }
                     if let Some(target) = self.targets.get(&id) {
                         target.tx.send_replace(Some(update));
                     }

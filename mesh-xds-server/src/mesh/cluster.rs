@@ -46,6 +46,10 @@ pub struct Cluster {
     /// `http2_protocol_options`); default `true`, as gRPC backends need. gRPC clients always speak HTTP/2.
     #[serde(default = "default_true")]
     pub http2: bool,
+    /// Whether clients report this cluster's load to this server (the Cluster's `lrs_server: {self: {}}`, gRFC A27
+    /// LRS); default `false`. The reports are in [`XdsServer::load_reports`](crate::XdsServer::load_reports).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub load_reporting: bool,
     /// Endpoints by locality and priority.
     #[serde(default)]
     pub localities: Vec<Locality>,
@@ -66,6 +70,7 @@ impl Cluster {
             outlier_detection: None,
             tls: None,
             http2: true,
+            load_reporting: false,
             localities: Vec::new(),
         }
     }
@@ -104,6 +109,13 @@ impl Cluster {
     #[must_use]
     pub fn with_tls(mut self, tls: UpstreamTls) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Asks clients to report this cluster's load to this server (LRS, gRFC A27).
+    #[must_use]
+    pub fn with_load_reporting(mut self, enabled: bool) -> Self {
+        self.load_reporting = enabled;
         self
     }
 

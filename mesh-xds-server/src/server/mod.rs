@@ -1,6 +1,7 @@
 //! The running server: builder, handle, shutdown.
 
 mod ads;
+mod lrs;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use discovery::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use envoy_types::pb::envoy::service::discovery::v3 as discovery;
+use envoy_types::pb::envoy::service::load_stats::v3::load_reporting_service_server::LoadReportingServiceServer;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,12 +21,17 @@ use tracing::info;
 
 use crate::cache::SnapshotCache;
 use crate::clients::{ClientInfo, ClientRegistry};
+use crate::loads::LoadReports;
 use crate::mesh::{MeshConfig, MeshError};
 use crate::reload::{self, ConfigTarget, ConfigWatcher, DEFAULT_RELOAD_DEBOUNCE, ReloadStatus};
 use crate::snapshot::Snapshot;
 
 /// How long [`XdsServer::shutdown`] waits for connections to close before dropping them.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often clients are asked to send load reports (LRS `load_reporting_interval`), unless
+/// [`XdsServerBuilder::load_reporting_interval`] says otherwise.
+pub const DEFAULT_LOAD_REPORTING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +82,7 @@ pub struct XdsServerBuilder {
     node_snapshots: Vec<(String, Snapshot)>,
     config_file: Option<PathBuf>,
     reload_debounce: Option<Duration>,
+    load_reporting_interval: Option<Duration>,
 }
 
 impl XdsServerBuilder {
@@ -111,6 +119,13 @@ impl XdsServerBuilder {
     #[must_use]
     pub fn reload_debounce(mut self, debounce: Duration) -> Self {
         self.reload_debounce = Some(debounce);
+        self
+    }
+
+    /// How often clients send load reports; default [`DEFAULT_LOAD_REPORTING_INTERVAL`].
+    #[must_use]
+    pub fn load_reporting_interval(mut self, interval: Duration) -> Self {
+        self.load_reporting_interval = Some(interval);
         self
     }
 
@@ -179,10 +194,19 @@ impl XdsServerBuilder {
             shutdown: shutdown_rx.clone(),
             next_stream_id: AtomicU64::new(1),
         };
+        let load_reports = LoadReports::default();
+        let lrs = lrs::LrsService {
+            reports: load_reports.clone(),
+            interval: self
+                .load_reporting_interval
+                .unwrap_or(DEFAULT_LOAD_REPORTING_INTERVAL),
+            shutdown: shutdown_rx.clone(),
+        };
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut signal = shutdown_rx;
         let serve = tonic::transport::Server::builder()
             .add_service(AggregatedDiscoveryServiceServer::new(service))
+            .add_service(LoadReportingServiceServer::new(lrs))
             .serve_with_incoming_shutdown(incoming, async move {
                 // An error means the handle was dropped: stop as well.
                 let _ = signal.wait_for(|stopping| *stopping).await;
@@ -193,6 +217,7 @@ impl XdsServerBuilder {
             local_addr,
             cache,
             clients,
+            load_reports,
             target,
             shutdown: shutdown_tx,
             task: Some(task),
@@ -224,6 +249,7 @@ pub struct XdsServer {
     local_addr: SocketAddr,
     cache: SnapshotCache,
     clients: ClientRegistry,
+    load_reports: LoadReports,
     target: ConfigTarget,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -285,6 +311,12 @@ impl XdsServer {
         F: FnMut(&[ClientInfo]) -> bool,
     {
         self.clients.wait_until(condition).await
+    }
+
+    /// The load reports clients sent (LRS, gRFC A27), for clusters with `load_reporting` (`lrs_server: self`).
+    #[must_use]
+    pub fn load_reports(&self) -> &LoadReports {
+        &self.load_reports
     }
 
     /// Reload progress of the mesh file, when serving one.

@@ -44,7 +44,7 @@ use envoy_types::util::pack_any;
 
 use super::{
     HTTP_PROTOCOL_OPTIONS_KEY, TLS_TRANSPORT_SOCKET_NAME, ads_config_source, proto_duration,
-    string_matcher,
+    self_config_source, string_matcher,
 };
 use crate::mesh::{
     Cluster, FieldError, HealthStatus, LbPolicy, MeshError, OutlierDetection, UpstreamTls,
@@ -81,6 +81,8 @@ pub(super) fn cluster(cluster: &Cluster) -> EnvoyCluster {
             }),
         outlier_detection: cluster.outlier_detection.as_ref().map(outlier_detection),
         transport_socket: cluster.tls.as_ref().map(upstream_tls),
+        // gRFC A27: `self` is the only LRS server gRPC accepts: the management server the Cluster came from.
+        lrs_server: cluster.load_reporting.then(self_config_source),
         ..Default::default()
     };
     set_lb_policy(&mut envoy, cluster);

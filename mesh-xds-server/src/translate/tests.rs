@@ -64,6 +64,7 @@ clusters:
     lb_policy: ring_hash
     ring_hash: { minimum_ring_size: 64, maximum_ring_size: 1024 }
     eds_service_name: canary-eds
+    load_reporting: true
     tls:
       ca_certificate_provider: roots
       certificate_provider: default
@@ -370,6 +371,22 @@ fn clusters_are_eds_over_ads_with_explicit_http2() {
         2,
         "round_robin follows for clients without pick_first"
     );
+}
+
+#[test]
+fn load_reporting_sets_lrs_server_to_self() {
+    let resources = sample();
+    let by_name = |name: &str| resources.clusters.iter().find(|c| c.name == name).unwrap();
+    // gRFC A27: a client reports a cluster's load only when its lrs_server is `self`.
+    assert_eq!(
+        by_name("canary")
+            .lrs_server
+            .as_ref()
+            .unwrap()
+            .config_source_specifier,
+        Some(ConfigSourceSpecifier::Self_(SelfConfigSource::default()))
+    );
+    assert_eq!(by_name("main").lrs_server, None);
 }
 
 #[test]
