@@ -103,7 +103,7 @@ pub(super) async fn run(
         Err(error) => return AttemptResult::failed(pick_error(leaf.name(), error)),
     };
     let Some(endpoint) = table.list.endpoint(picked.slot) else {
-        return AttemptResult::failed(pick_error(leaf.name(), PickError::NoHealthy(table.counts)));
+        return AttemptResult::failed(pick_error(leaf.name(), table.no_healthy()));
     };
     // gRFC A32: every attempt counts against max_requests while it is in flight.
     let permit = match leaf.circuit().try_acquire() {
@@ -336,7 +336,11 @@ fn pick_error(cluster: &Arc<str>, error: PickError) -> MeshError {
     match error {
         PickError::Dropped(category) => MeshError::Dropped { cluster, category },
         PickError::NoEndpoints(note) => MeshError::NoEndpoints { cluster, note },
-        PickError::NoHealthy(counts) => MeshError::NoHealthyEndpoints { cluster, counts },
+        PickError::NoHealthy(counts, last_connect_error) => MeshError::NoHealthyEndpoints {
+            cluster,
+            counts,
+            last_connect_error,
+        },
     }
 }
 
