@@ -9,7 +9,7 @@
 //! [`mesh_tonic::server`]) configured by the control plane named in `GRPC_XDS_BOOTSTRAP` /
 //! `GRPC_XDS_BOOTSTRAP_CONFIG` (which must have `server_listener_resource_name_template`); it serves only under its
 //! server Listener. The maintenance port stays plain, must differ from `--port`, and also serves CSDS. Filter
-//! chains requiring TLS have their connections closed until the TLS layer lands (never served in plaintext).
+//! chains with a `DownstreamTlsContext` terminate (mutual) TLS with the bootstrap's `certificate_providers`.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line tool reports on stdout and stderr
 
