@@ -442,3 +442,53 @@ async fn a_server_certificate_rotated_during_steady_traffic_fails_no_call_and_se
     let (fresh, _fresh_secrets) = setup.client(Some((&setup.pkis.client, CLIENT_ID))).await;
     assert_eq!(call(&mut greeter(&fresh)).await.unwrap(), "tls");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_naming_a_provider_plugin_this_build_cannot_run_refuses_every_connection() {
+    let control_plane = mesh_xds_server::XdsServer::builder()
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    // The bootstrap names instance "server", so the Listener is accepted (ACKed), but its plugin is not one this
+    // library runs: the mesh has no provider of that name.
+    let bootstrap = Bootstrap::builder()
+        .server(
+            control_plane.local_addr().to_string(),
+            ChannelCreds::Insecure,
+        )
+        .node_id("tls-server")
+        .server_listener_resource_name_template(DEFAULT_SERVER_LISTENER_NAME_TEMPLATE)
+        .certificate_provider(
+            "server",
+            CertificateProviderConfig::new("spire_agent", serde_json::json!({})),
+        )
+        .build()
+        .unwrap();
+    let mesh = Mesh::builder().bootstrap(bootstrap).build().await.unwrap();
+    assert!(mesh.certificate_providers().get("server").is_none());
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = mesh
+        .server()
+        .serve_with_listener(socket, app(Arc::clone(&seen)))
+        .await
+        .unwrap();
+    control_plane
+        .set_config(None, &config(server.local_addr(), None))
+        .unwrap();
+    serving(&server).await;
+
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{}", server.local_addr()))
+        .unwrap()
+        .connect_lazy();
+    let mut request = tonic::Request::new(mesh_tonic::testing::HelloRequest { name: "x".into() });
+    request.set_timeout(PATIENCE);
+    assert!(GreeterClient::new(plain).say_hello(request).await.is_err());
+    assert!(seen.lock().unwrap().is_empty(), "never served in plaintext");
+    assert_eq!(
+        server.tls_handshake_failures(),
+        0,
+        "refused before any handshake: the chain has no TLS to offer"
+    );
+    assert!(server.serving_state().is_serving());
+}
