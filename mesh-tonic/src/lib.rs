@@ -44,10 +44,10 @@
 //!
 //! TLS: clusters with `UpstreamTls` connect with (mutual) TLS from the bootstrap's `certificate_providers` (gRFC
 //! A29/A87, see [`Mesh::certificate_providers`]); xDS servers with `tls` channel credentials are reached over TLS
-//! (gRFC A65).
+//! (gRFC A65). xDS-enabled servers terminate (mutual) TLS for filter chains with a `DownstreamTlsContext`, with the
+//! same providers, and hand the verified peer certificate to handlers and RBAC (see [`server`]).
 //!
-//! Not here yet: TLS on xDS-enabled servers (a filter chain with TLS has its connections closed, never served in
-//! plaintext). Not for: protocol or balancing logic; this crate is glue over `mesh-xds-client` and `mesh-tower`.
+//! Not for: protocol or balancing logic; this crate is glue over `mesh-xds-client` and `mesh-tower`.
 
 pub mod admin;
 mod builder;

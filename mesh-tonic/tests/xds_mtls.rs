@@ -94,9 +94,15 @@ async fn a_server_without_the_expected_san_is_refused() {
     let mesh = mesh(&pki, dir.path(), server.local_addr()).await;
     let mut client = GreeterClient::new(mesh.channel("xds:///greeter").unwrap());
     let status = call(&mut client).await.unwrap_err();
-    // The endpoint is unreachable: its handshakes fail on the SAN (the reason itself is asserted in mesh-tower's
-    // tests/tls.rs; with retries on, the last attempt reports the unreachable endpoint).
+    // The endpoint is unreachable: its handshakes fail on the SAN. With retries on, the last attempt reports "no
+    // healthy endpoints", which carries the endpoint's last connection error: the TLS reason.
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("no subject alternative name matches"),
+        "{status:?}"
+    );
     assert!(
         front.peers().is_empty(),
         "no TLS session may be established"

@@ -120,12 +120,15 @@ pub enum MeshError {
         note: Option<Arc<str>>,
     },
     /// Every endpoint is unhealthy, ejected or unreachable.
-    #[error("no healthy endpoints in cluster {cluster:?} ({counts})")]
+    #[error("no healthy endpoints in cluster {cluster:?} ({counts}){}", last_error_note(last_connect_error.as_ref()))]
     NoHealthyEndpoints {
         /// The cluster (for an aggregate cluster, its name; the counts add up its leaves).
         cluster: Arc<str>,
         /// The counts.
         counts: EndpointCounts,
+        /// The connection error of an unreachable endpoint, which names the endpoint (as gRPC puts the last
+        /// connection error in the status message): a refused connection, a timeout, a rejected certificate.
+        last_connect_error: Option<SharedError>,
     },
     /// A drop overload of the cluster dropped the request (gRFC A27).
     #[error("cluster {cluster:?}: request dropped by drop overload category {category:?}")]
@@ -183,6 +186,12 @@ pub enum MeshError {
         /// The HTTP status (for plain HTTP requests).
         http_status: u16,
     },
+}
+
+fn last_error_note(error: Option<&SharedError>) -> String {
+    error.map_or_else(String::new, |error| {
+        format!("; last connection error: {error}")
+    })
 }
 
 fn abort_description(code: Code, http_status: u16) -> String {
@@ -258,6 +267,7 @@ mod tests {
                 ejected: 3,
                 unreachable: 2,
             },
+            last_connect_error: None,
         };
         assert_eq!(
             error.to_string(),

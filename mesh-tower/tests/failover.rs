@@ -117,7 +117,7 @@ async fn a_partial_priority_0_failure_keeps_traffic_in_priority_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_any_reachable_endpoint_requests_fail_with_the_counts() {
+async fn without_any_reachable_endpoint_requests_fail_with_the_counts_and_the_connect_error() {
     let mut a = Backend::start(27, always(Reply::Grpc(0))).await;
     let service = MeshService::new(options());
     service.update(Some(Ok(snapshot(
@@ -136,7 +136,10 @@ async fn without_any_reachable_endpoint_requests_fail_with_the_counts() {
             .await
             .grpc_message
             .is_some_and(|m| {
-                m.contains("no healthy endpoints in cluster \"c\"") && m.contains("1 unreachable")
+                m.contains("no healthy endpoints in cluster \"c\"")
+                    && m.contains("1 unreachable")
+                    // The endpoint's own failure, as gRPC reports the last connection error.
+                    && m.contains(&format!("last connection error: connect to {}", a.addr))
             })
     })
     .await;

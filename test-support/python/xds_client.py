@@ -4,6 +4,9 @@ Resolves --target (e.g. xds:///greeter) through the xDS management server named 
 GRPC_XDS_BOOTSTRAP or GRPC_XDS_BOOTSTRAP_CONFIG, sends --calls unary calls to /helloworld.Greeter/SayHello and prints
 one JSON line: {"by_server": {server_id: count}, "errors": {code: count}}.
 
+With --xds-credentials, the channel uses gRPC's xDS credentials (gRFC A29) with plaintext fallback: clusters carrying
+an UpstreamTlsContext are called over (mutual) TLS with certificates from the bootstrap's certificate_providers.
+
 Waits up to --ready-timeout seconds for the first call to succeed (the config arrives asynchronously), then sends the
 rest with --call-timeout each.
 """
@@ -14,6 +17,7 @@ import sys
 import time
 
 import grpc
+import grpc.experimental
 
 
 def main():
@@ -23,10 +27,17 @@ def main():
     parser.add_argument("--ready-timeout", type=float, default=30.0)
     parser.add_argument("--call-timeout", type=float, default=5.0)
     parser.add_argument("--metadata", action="append", default=[], help="key=value, repeatable")
+    parser.add_argument("--xds-credentials", action="store_true", help="xDS credentials, insecure fallback")
     args = parser.parse_args()
     metadata = [tuple(kv.split("=", 1)) for kv in args.metadata]
 
-    channel = grpc.insecure_channel(args.target)
+    if args.xds_credentials:
+        credentials = grpc.xds_channel_credentials(
+            fallback_credentials=grpc.experimental.insecure_channel_credentials()
+        )
+        channel = grpc.secure_channel(args.target, credentials)
+    else:
+        channel = grpc.insecure_channel(args.target)
     say_hello = channel.unary_unary("/helloworld.Greeter/SayHello")
     by_server = {}
     errors = {}

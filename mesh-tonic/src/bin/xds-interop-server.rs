@@ -9,7 +9,7 @@
 //! [`mesh_tonic::server`]) configured by the control plane named in `GRPC_XDS_BOOTSTRAP` /
 //! `GRPC_XDS_BOOTSTRAP_CONFIG` (which must have `server_listener_resource_name_template`); it serves only under its
 //! server Listener. The maintenance port stays plain, must differ from `--port`, and also serves CSDS. Filter
-//! chains requiring TLS have their connections closed until the TLS layer lands (never served in plaintext).
+//! chains with a `DownstreamTlsContext` terminate (mutual) TLS with the bootstrap's `certificate_providers`.
 //!
 //! Telemetry: in secure mode, with `OTEL_EXPORTER_OTLP_ENDPOINT` set, the test port records gRFC A66's server
 //! metrics and a span per call (continuing the caller's `traceparent`) and exports them over OTLP, configured by the

@@ -11,6 +11,7 @@
 //! flight finish; after the drain grace time (gRFC A36: default 10 minutes) whatever is left is closed.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -21,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use super::chain;
-use super::config::Shared;
+use super::config::{SHUT_DOWN, Shared};
 use super::route::ChainConfig;
 use super::service::ConnectionService;
 use super::tls;
@@ -97,6 +98,7 @@ where
                 self.drain_grace,
                 self.service.clone(),
                 self.telemetry.clone(),
+                Arc::clone(&self.shared),
                 alive.clone(),
             ));
         }
@@ -111,10 +113,11 @@ async fn connection<S, B>(
     info: ConnectionInfo,
     chain: Arc<ChainConfig>,
     generation: u64,
-    current: watch::Receiver<u64>,
+    mut current: watch::Receiver<u64>,
     drain_grace: Duration,
     service: S,
     telemetry: Option<Arc<ServerTelemetry>>,
+    shared: Arc<Shared>,
     _alive: mpsc::Sender<()>,
 ) where
     S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
@@ -126,16 +129,30 @@ async fn connection<S, B>(
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let Some(settings) = &chain.tls else {
+    let Some(tls) = &chain.tls else {
         let service = ConnectionService::new(service, info, chain, telemetry);
         return serve(stream, service, generation, current, drain_grace).await;
     };
-    match tls::accept(&chain.name, settings, stream, info).await {
+    let remote = info.remote_addr;
+    let accepted = tokio::select! {
+        accepted = tls.accept(&chain.name, stream, info) => accepted,
+        // Shutdown does not wait for a handshake.
+        _ = current.wait_for(|current| *current == SHUT_DOWN) => return,
+    };
+    match accepted {
         Ok((secured, info)) => {
             let service = ConnectionService::new(service, info, chain, telemetry);
             serve(secured, service, generation, current, drain_grace).await;
         }
-        Err(error) => tracing::error!(%error, "xDS-enabled server: refusing a connection"),
+        Err(error @ tls::TlsError::Unavailable { .. }) => {
+            tracing::debug!(%remote, %error, "xDS-enabled server: refusing a connection");
+        }
+        Err(error) => {
+            shared
+                .tls_handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, %error, "xDS-enabled server: TLS handshake failed");
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -13,7 +14,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use super::accept::Accepting;
-use super::config::{Follower, Shared, StateCallback};
+use super::config::{Follower, SHUT_DOWN, Shared, StateCallback};
 use super::{DEFAULT_DRAIN_GRACE, ServerError, ServingState, XdsServer};
 use crate::Mesh;
 
@@ -132,6 +133,7 @@ impl ServerBuilder {
             config: ArcSwapOption::empty(),
             generation: watch::Sender::new(0),
             state,
+            tls_handshake_failures: AtomicU64::new(0),
         });
         if let Some(reporter) = self.health {
             // tonic-health starts the overall status at SERVING: correct it before anyone can ask.
@@ -146,6 +148,7 @@ impl ServerBuilder {
             local_addr,
             Arc::clone(&shared),
             self.on_state,
+            self.mesh.certificate_providers().clone(),
         );
         let following = runtime.spawn(follower.run());
         let (stop, stop_rx) = watch::channel(false);
@@ -158,12 +161,13 @@ impl ServerBuilder {
                 .telemetry()
                 .map(crate::telemetry::Telemetry::server),
         };
+        let handle_shared = Arc::clone(&shared);
         let task = runtime.spawn(async move {
             let (alive, mut all_done) = mpsc::channel::<()>(1);
             accepting.run(listener, stop_rx, alive).await;
             following.abort();
             shared.config.store(None);
-            shared.generation.send_replace(u64::MAX);
+            shared.generation.send_replace(SHUT_DOWN);
             shared.state.send_replace(ServingState::NotServing {
                 reason: "the server was shut down".into(),
             });
@@ -171,6 +175,7 @@ impl ServerBuilder {
             let _ = all_done.recv().await;
         });
         Ok(XdsServer {
+            shared: handle_shared,
             local_addr,
             listener_name,
             state: state_rx,

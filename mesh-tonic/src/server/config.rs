@@ -19,9 +19,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use mesh_core::listener::{FilterChain, Listener, ListenerKind, RouteSource, ServerListener};
+use mesh_tower::tls::CertificateProviders;
 use mesh_xds_client::client::{WatchState, XdsClient};
 use mesh_xds_client::resource::{Resource, ResourceKind};
 use tokio::sync::{Notify, watch};
@@ -29,6 +31,7 @@ use tokio::sync::{Notify, watch};
 use super::ServingState;
 use super::rds::{RdsWatch, follow_rds};
 use super::route::{ChainConfig, ChainRoutes, RdsState, forwarding_routes};
+use super::tls::ChainTls;
 
 /// A serving-state callback.
 pub(crate) type StateCallback = Arc<dyn Fn(&ServingState) + Send + Sync>;
@@ -46,6 +49,9 @@ pub(crate) struct ListenerConfig {
     pub(crate) default_chain: Option<Arc<ChainConfig>>,
 }
 
+/// The generation published at shutdown: every connection drains, and handshakes in progress stop.
+pub(crate) const SHUT_DOWN: u64 = u64::MAX;
+
 /// What the config task shares with the accept loop and the handle.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -55,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) generation: watch::Sender<u64>,
     /// The serving state, for the application.
     pub(crate) state: watch::Sender<ServingState>,
+    /// TLS handshakes that failed (for [`XdsServer::tls_handshake_failures`](super::XdsServer::tls_handshake_failures)).
+    pub(crate) tls_handshake_failures: AtomicU64,
 }
 
 /// The config task's state.
@@ -64,6 +72,8 @@ pub(crate) struct Follower {
     pub(crate) address: SocketAddr,
     pub(crate) shared: Arc<Shared>,
     pub(crate) on_state: Option<StateCallback>,
+    /// The certificate provider instances chains with TLS name.
+    providers: CertificateProviders,
     rds: HashMap<Arc<str>, RdsWatch>,
     serving: Option<Arc<Listener>>,
     generation: u64,
@@ -81,6 +91,7 @@ impl Follower {
         address: SocketAddr,
         shared: Arc<Shared>,
         on_state: Option<StateCallback>,
+        providers: CertificateProviders,
     ) -> Self {
         Self {
             xds,
@@ -88,6 +99,7 @@ impl Follower {
             address,
             shared,
             on_state,
+            providers,
             rds: HashMap::new(),
             serving: None,
             generation: 0,
@@ -213,7 +225,11 @@ impl Follower {
         };
         Arc::new(ChainConfig {
             name: Arc::clone(&chain.name),
-            tls: chain.tls.clone(),
+            // gRFC A29: TLS set up once per Listener; provider material is read at each handshake (rotation).
+            tls: chain
+                .tls
+                .as_ref()
+                .map(|tls| ChainTls::new(&chain.name, tls, &self.providers)),
             routes,
             rbac: super::authz::chain_of(&chain.http.http_filters),
             filters: chain.http.http_filters.clone(),

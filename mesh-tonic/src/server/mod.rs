@@ -50,9 +50,16 @@
 //! `grpc.server.call.started`, `grpc.server.call.duration` and `grpc.server.call.sent_total_compressed_message_size`,
 //! and a SERVER span whose parent is the caller's W3C `traceparent`, current while the application handles the call.
 //!
-//! Not here yet: TLS from the chain's `DownstreamTlsContext` (gRFC A29): until it lands, a connection whose chain
-//! requires TLS is closed with a logged error (never served in plaintext). Not applied: `max_stream_duration`
-//! (A36 does not ask servers for it). HTTP/2 only (gRPC).
+//! A chain with a `DownstreamTlsContext` (gRFC A29) terminates TLS with certificates from the mesh's certificate
+//! providers ([`Mesh::certificate_providers`](crate::Mesh::certificate_providers): the bootstrap's `file_watcher`
+//! instances and those given in code), requiring and verifying client certificates (SPIFFE, gRFC A87) when the
+//! context says so; the verified peer certificate is in the request's [`ConnectionInfo`]. Rotated material applies
+//! to new handshakes at once. A chain whose TLS cannot be set up (an unknown provider instance, ...) has its
+//! connections closed with a logged reason, never served in plaintext. Failed handshakes are logged at DEBUG and
+//! counted ([`XdsServer::tls_handshake_failures`]); a handshake may take up to [`HANDSHAKE_TIMEOUT`].
+//!
+//! Not applied: `max_stream_duration` (A36 does not ask servers for it). Not here: SNI-based certificate selection,
+//! session resumption (off, so each connection is verified on its own). HTTP/2 only (gRPC).
 //!
 //! [`ConnectionInfo`]: mesh_core::peer::ConnectionInfo
 
@@ -71,13 +78,14 @@ mod tls;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use builder::ServerBuilder;
-pub use tls::TlsError;
+pub use tls::{HANDSHAKE_TIMEOUT, TlsError};
 
 /// How long a draining connection may keep calls in flight before it is closed (gRFC A36's default "drain grace
 /// time": 10 minutes).
@@ -144,6 +152,7 @@ pub enum ServerError {
 #[derive(Debug)]
 #[must_use = "dropping the XdsServer stops the server"]
 pub struct XdsServer {
+    shared: Arc<config::Shared>,
     local_addr: SocketAddr,
     listener_name: Arc<str>,
     state: watch::Receiver<ServingState>,
@@ -162,6 +171,13 @@ impl XdsServer {
     #[must_use]
     pub fn listener_name(&self) -> &str {
         &self.listener_name
+    }
+
+    /// How many TLS handshakes have failed on connections of chains with TLS (no or rejected client certificate,
+    /// a plaintext client, a timeout); each is logged at DEBUG with its reason.
+    #[must_use]
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.shared.tls_handshake_failures.load(Ordering::Relaxed)
     }
 
     /// The current serving state.

@@ -18,7 +18,6 @@ use mesh_core::rbac::RbacChain;
 use mesh_core::rng::{FastRng, RandomSource};
 use mesh_core::route::matching::GrpcHeaders;
 use mesh_core::route::{Action, RouteConfig};
-use mesh_core::tls::DownstreamTls;
 use tonic::Status;
 
 use super::authz;
@@ -53,8 +52,8 @@ pub(crate) enum ChainRoutes {
 pub(crate) struct ChainConfig {
     /// The chain's name (for logs and errors).
     pub(crate) name: Arc<str>,
-    /// TLS, when the chain requires it.
-    pub(crate) tls: Option<DownstreamTls>,
+    /// TLS, when the chain requires it (built once per Listener).
+    pub(crate) tls: Option<super::tls::ChainTls>,
     /// The routes.
     pub(crate) routes: ChainRoutes,
     /// The HTTP filters, in order.

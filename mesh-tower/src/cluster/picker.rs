@@ -26,7 +26,7 @@ use mesh_core::rng::RandomSource;
 
 use super::endpoints::EndpointList;
 use crate::endpoint::{Endpoint, Reachability};
-use crate::error::EndpointCounts;
+use crate::error::{EndpointCounts, SharedError};
 use crate::lb::{RoundRobin, least_request, p2c, ring_hash_pick};
 
 /// How often a pick is redrawn to avoid an endpoint already tried.
@@ -60,8 +60,8 @@ pub(crate) enum PickError {
     Dropped(Arc<str>),
     /// The cluster has no endpoint set.
     NoEndpoints(Option<Arc<str>>),
-    /// No endpoint is usable.
-    NoHealthy(EndpointCounts),
+    /// No endpoint is usable: the counts, and an unreachable endpoint's connection error.
+    NoHealthy(EndpointCounts, Option<SharedError>),
 }
 
 /// A picked endpoint.
@@ -137,6 +137,23 @@ impl PickerTable {
             .is_some_and(|p| p.active_priority().is_some())
     }
 
+    /// The "no healthy endpoint" failure: the counts and the first connection error among unreachable endpoints.
+    /// Built only when a pick fails, so the scan stays off the successful path.
+    pub(crate) fn no_healthy(&self) -> PickError {
+        PickError::NoHealthy(self.counts, self.last_connect_error())
+    }
+
+    /// The connection error of the first unreachable endpoint, if any.
+    pub(crate) fn last_connect_error(&self) -> Option<SharedError> {
+        if self.counts.unreachable == 0 {
+            return None;
+        }
+        self.list
+            .slots
+            .iter()
+            .find_map(|endpoint| endpoint.last_connect_error())
+    }
+
     /// Picks an endpoint; see the [module docs](self).
     pub(crate) fn pick(
         &self,
@@ -153,14 +170,14 @@ impl PickerTable {
             }
         }
         let Some(active) = picker.active_priority() else {
-            return Err(PickError::NoHealthy(self.counts));
+            return Err(self.no_healthy());
         };
         let slot = match &self.list.lb_policy {
             LbPolicy::RingHash { .. } => self.pick_ring(active, context, rng),
             LbPolicy::PickFirst { .. } => self.pick_first(active, context),
             _ => self.pick_in_locality(picker, context, rng),
         };
-        let slot = slot.ok_or(PickError::NoHealthy(self.counts))?;
+        let slot = slot.ok_or_else(|| self.no_healthy())?;
         let locality = self.list.slot_locality.get(slot).copied().unwrap_or(0);
         Ok(Picked { slot, locality })
     }

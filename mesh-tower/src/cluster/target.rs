@@ -65,9 +65,15 @@ impl Target {
                     }
                 }
                 if any_endpoints {
+                    // Scanned only now that every leaf has failed, off the failover path.
+                    let last_connect_error = leaves
+                        .iter()
+                        .filter_map(|leaf| leaf.as_ref().ok())
+                        .find_map(|leaf| leaf.table().last_connect_error());
                     Err(MeshError::NoHealthyEndpoints {
                         cluster: Arc::clone(name),
                         counts,
+                        last_connect_error,
                     })
                 } else {
                     Err(MeshError::NoEndpoints {

@@ -106,6 +106,14 @@ impl Connection {
         self.shared.state.load().reachability()
     }
 
+    /// Why the last connection attempt failed, while the endpoint is unreachable because of it.
+    pub(super) fn last_error(&self) -> Option<SharedError> {
+        match &**self.shared.state.load() {
+            State::Failed(error) | State::Connecting(Some(error)) => Some(Arc::clone(error)),
+            State::Idle | State::Connecting(None) | State::Ready(_) => None,
+        }
+    }
+
     /// A handle to send on: at once when connected, after the connection attempt otherwise.
     pub(super) async fn sender(&self) -> Result<SendRequest<UpstreamBody>, SharedError> {
         // The common case, connected, without registering a waiter: `Notify::notified().enable()` takes the

@@ -92,6 +92,12 @@ impl Endpoint {
         self.connection.reachability()
     }
 
+    /// Why the endpoint is unreachable: its last connection error (for "no healthy endpoints" messages; read only
+    /// when a pick has failed).
+    pub(crate) fn last_connect_error(&self) -> Option<SharedError> {
+        self.connection.last_error()
+    }
+
     /// A handle to send on at once, when connected (one atomic load).
     pub(crate) fn ready_sender(&self) -> Option<SendRequest<UpstreamBody>> {
         self.connection.ready_sender()

@@ -108,7 +108,7 @@ pub(super) async fn run(
         }
     };
     let Some(endpoint) = table.list.endpoint(picked.slot) else {
-        return AttemptResult::failed(pick_error(leaf.name(), PickError::NoHealthy(table.counts)));
+        return AttemptResult::failed(pick_error(leaf.name(), table.no_healthy()));
     };
     // gRFC A32: every attempt counts against max_requests while it is in flight.
     let permit = match leaf.circuit().try_acquire() {
@@ -342,7 +342,11 @@ fn pick_error(cluster: &Arc<str>, error: PickError) -> MeshError {
     match error {
         PickError::Dropped(category) => MeshError::Dropped { cluster, category },
         PickError::NoEndpoints(note) => MeshError::NoEndpoints { cluster, note },
-        PickError::NoHealthy(counts) => MeshError::NoHealthyEndpoints { cluster, counts },
+        PickError::NoHealthy(counts, last_connect_error) => MeshError::NoHealthyEndpoints {
+            cluster,
+            counts,
+            last_connect_error,
+        },
     }
 }
 

@@ -4,7 +4,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use rustls::pki_types::CertificateDer;
+// Through mesh-tower's re-export, so other crates' tests can include this file without depending on rustls.
+use mesh_tower::tls::pki_types::CertificateDer;
 
 /// A CA of one trust domain.
 pub struct Ca {

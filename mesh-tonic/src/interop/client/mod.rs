@@ -10,8 +10,10 @@
 //! Differences from gRPC's clients, by design or not yet done:
 //! - channels made by one [`Mesh`] for one target share one request path, so `--num_channels=N` sends N times the
 //!   rate through one balancer, where gRPC balances each channel on its own;
-//! - `--secure_mode=true` is accepted, and behaves as gRPC's xDS credentials do for clusters without TLS
-//!   (plaintext, the fallback credentials); clusters with TLS fail their calls until channels support TLS;
+//! - `--secure_mode=true` behaves as gRPC's xDS credentials with plaintext fallback: clusters with an
+//!   `UpstreamTlsContext` are called over (mutual) TLS with the bootstrap's `certificate_providers`, the others in
+//!   plaintext. Unlike gRPC's insecure credentials, `--secure_mode=false` does not ignore a cluster's TLS: the mesh
+//!   always honours it;
 //! - `GetClientStats`'s `metadata_keys` reports ASCII entries only (not `-bin` ones), and never gRPC's own
 //!   (`content-type`, `grpc-*`).
 
@@ -42,8 +44,8 @@ use stats::Stats;
 
 /// The note printed for `--secure_mode=true`.
 pub const SECURE_MODE_NOTE: &str = "--secure_mode=true: xDS credentials with plaintext fallback: clusters \
-    without TLS are reached in plaintext (as gRPC's xDS credentials do); TLS from certificate providers is not \
-    supported on channels yet, so calls to clusters with TLS fail with the reason";
+    with TLS are called over (mutual) TLS with the bootstrap's certificate providers, clusters without TLS in \
+    plaintext (as gRPC's xDS credentials do)";
 
 /// Why the client stopped.
 #[derive(Debug, thiserror::Error)]

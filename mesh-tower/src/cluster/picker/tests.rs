@@ -120,7 +120,7 @@ proptest! {
                     prop_assert!(eligible.contains(&picked.slot), "{policy:?} picked ineligible slot {}", picked.slot);
                     prop_assert_eq!(Some(priority_of(picked.slot)), active);
                 }
-                Err(PickError::NoHealthy(counts)) => {
+                Err(PickError::NoHealthy(counts, _)) => {
                     prop_assert!(active.is_none(), "{policy:?} found nothing though {eligible:?} are eligible");
                     prop_assert_eq!(counts.total, set.endpoint_count());
                 }
