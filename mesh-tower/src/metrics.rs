@@ -1,8 +1,10 @@
 //! Counters and histograms of the request path, behind one small trait.
 //!
 //! The request path reports what happened through [`Metrics`]; every method has an empty default body, so
-//! [`NoMetrics`] (the default) costs a virtual call per event and nothing else. The observability work implements
-//! the trait over OpenTelemetry (gRFC A66/A78 names: `grpc.client.attempt.*`, with cluster and locality labels).
+//! [`NoMetrics`] (the default) costs a virtual call per event and nothing else; it also says, through
+//! [`Metrics::records_attempts`], that it takes no attempt events, so that the request path keeps nothing for an
+//! attempt whose gRPC status comes in trailers. The observability work implements the trait over OpenTelemetry
+//! (gRFC A66/A78 names: `grpc.client.attempt.*`, with cluster and locality labels).
 //!
 //! Calls and attempts are reported with their labels ([`CallLabels`], [`AttemptLabels`]: cluster, method,
 //! locality) through the `*_for` methods, whose defaults forward to the older cluster-only methods, so existing
@@ -164,6 +166,13 @@ pub trait Metrics: Send + Sync + 'static {
         let _ = (cluster, category);
     }
 
+    /// Whether [`attempt_finished`](Self::attempt_finished) records anything (the default, `true`). When it does
+    /// not, and no `tracing` subscriber takes the attempt's span, the request path keeps nothing of an attempt whose
+    /// gRPC status is still to come in trailers.
+    fn records_attempts(&self) -> bool {
+        true
+    }
+
     /// A retry is about to be made.
     fn retry(&self, cluster: &str) {
         let _ = cluster;
@@ -202,14 +211,33 @@ pub fn split_grpc_path(path: &str) -> Option<(&str, &str)> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoMetrics;
 
-impl Metrics for NoMetrics {}
+impl Metrics for NoMetrics {
+    fn records_attempts(&self) -> bool {
+        false
+    }
+}
 
 mod fanout;
 pub use fanout::FanOut;
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    #[test]
+    fn no_metrics_records_no_attempts_and_others_do_by_default() {
+        struct Calls;
+        impl Metrics for Calls {}
+        assert!(!NoMetrics.records_attempts());
+        assert!(Calls.records_attempts());
+        // A fan-out records attempts when any of its receivers does.
+        let quiet = FanOut::new(vec![Arc::new(NoMetrics), Arc::new(NoMetrics)]);
+        assert!(!quiet.records_attempts());
+        let listening = FanOut::new(vec![Arc::new(NoMetrics), Arc::new(Calls)]);
+        assert!(listening.records_attempts());
+    }
 
     #[test]
     fn grpc_paths_split_into_service_and_method() {

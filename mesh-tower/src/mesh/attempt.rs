@@ -121,13 +121,21 @@ pub(super) async fn run(
             });
         }
     };
-    let default_locality = mesh_core::locality::Locality::default();
-    let locality = table
+    // Made only when needed: an empty `Locality` is three reference counts on one static, which every thread
+    // would share.
+    let default_locality;
+    let locality = match table
         .list
         .set
         .as_ref()
         .and_then(|set| set.localities.get(picked.locality))
-        .map_or(&default_locality, |l| &l.locality);
+    {
+        Some(l) => &l.locality,
+        None => {
+            default_locality = mesh_core::locality::Locality::default();
+            &default_locality
+        }
+    };
     let rpc = split_grpc_path(spec.method).filter(|_| spec.grpc);
     // The attempt is the RPC on the wire: a client span (OpenTelemetry semantic conventions for RPC), child of the
     // call's span; its context is what the server sees in `traceparent`.
@@ -168,27 +176,33 @@ pub(super) async fn run(
     spec.metrics.attempt_issued(leaf.name(), locality);
     let outstanding = Arc::clone(endpoint).start_request();
     let endpoint = outstanding.endpoint();
-    let sending = send(endpoint, leaf.name(), request, ready, pending);
-    // As for the request's span: no wrapper when nothing listens.
+    // As for the request's span: no wrapper when nothing listens. Each arm makes the send future where it is
+    // awaited: one first held in a variable keeps that variable's space in this state machine as well.
     let traced = !span.is_disabled();
-    let result = match spec.per_try_timeout {
-        Some(timeout) => {
-            let timed = if traced {
-                tokio::time::timeout(timeout, sending)
-                    .instrument(span.clone())
-                    .await
-            } else {
-                tokio::time::timeout(timeout, sending).await
-            };
-            timed.unwrap_or_else(|_| {
-                Err(MeshError::AttemptTimeout {
-                    cluster: Arc::clone(leaf.name()),
-                    timeout,
-                })
-            })
+    let timed_out = |timeout| MeshError::AttemptTimeout {
+        cluster: Arc::clone(leaf.name()),
+        timeout,
+    };
+    let result = match (spec.per_try_timeout, traced) {
+        (Some(timeout), true) => tokio::time::timeout(
+            timeout,
+            send(endpoint, leaf.name(), request, ready, pending),
+        )
+        .instrument(span.clone())
+        .await
+        .unwrap_or_else(|_| Err(timed_out(timeout))),
+        (Some(timeout), false) => tokio::time::timeout(
+            timeout,
+            send(endpoint, leaf.name(), request, ready, pending),
+        )
+        .await
+        .unwrap_or_else(|_| Err(timed_out(timeout))),
+        (None, true) => {
+            send(endpoint, leaf.name(), request, ready, pending)
+                .instrument(span.clone())
+                .await
         }
-        None if traced => sending.instrument(span.clone()).await,
-        None => sending.await,
+        (None, false) => send(endpoint, leaf.name(), request, ready, pending).await,
     };
     let finished = Instant::now();
     let elapsed = finished.saturating_duration_since(started);
@@ -227,15 +241,18 @@ pub(super) async fn run(
                 span.record("otel.status_code", "error");
             }
             if spec.grpc && http_status == 200 && code.is_none() {
-                // The status comes in trailers: metrics and span are completed with the call (gRFC A66).
-                held.attempt = Some(PendingAttempt {
-                    cluster: Arc::clone(leaf.name()),
-                    locality: locality.clone(),
-                    endpoint: Arc::clone(endpoint.label()),
-                    number: spec.number,
-                    started,
-                    span: span.clone(),
-                });
+                // The status comes in trailers: metrics and span are completed with the call (gRFC A66), unless
+                // nothing would take them (metrics without attempt events, no subscriber for the span).
+                if spec.metrics.records_attempts() || traced {
+                    held.attempt = Some(PendingAttempt {
+                        cluster: Arc::clone(leaf.name()),
+                        locality: locality.clone(),
+                        endpoint: Arc::clone(endpoint.label()),
+                        number: spec.number,
+                        started,
+                        span: span.clone(),
+                    });
+                }
             } else {
                 spec.metrics.attempt_finished(
                     &labels,

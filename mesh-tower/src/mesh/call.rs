@@ -97,20 +97,27 @@ pub(super) async fn handle(
         deadline,
         started,
     };
-    let work = exchange.run(request, &mut rng);
     // Without a subscriber for the span, the request's state is not wrapped to enter it: each wrapper moves the
-    // whole state (kilobytes) once more.
+    // whole state (kilobytes) once more. Each arm makes the exchange's future in place, in the expression it is
+    // awaited by: a future first held in a variable keeps that variable's space in this state machine as well.
     let traced = !span.is_disabled();
     let result = match deadline {
-        Some((at, timeout)) if traced => tokio::time::timeout_at(at, work)
-            .instrument(span.clone())
+        Some((at, timeout)) if traced => {
+            tokio::time::timeout_at(at, exchange.run(request, &mut rng))
+                .instrument(span.clone())
+                .await
+                .unwrap_or(Err(MeshError::DeadlineExceeded { timeout }))
+        }
+        Some((at, timeout)) => tokio::time::timeout_at(at, exchange.run(request, &mut rng))
             .await
             .unwrap_or(Err(MeshError::DeadlineExceeded { timeout })),
-        Some((at, timeout)) => tokio::time::timeout_at(at, work)
-            .await
-            .unwrap_or(Err(MeshError::DeadlineExceeded { timeout })),
-        None if traced => work.instrument(span.clone()).await,
-        None => work.await,
+        None if traced => {
+            exchange
+                .run(request, &mut rng)
+                .instrument(span.clone())
+                .await
+        }
+        None => exchange.run(request, &mut rng).await,
     };
     match result {
         Ok(response) => {

@@ -31,6 +31,12 @@ impl FanOut {
 }
 
 impl Metrics for FanOut {
+    fn records_attempts(&self) -> bool {
+        self.receivers
+            .iter()
+            .any(|metrics| metrics.records_attempts())
+    }
+
     fn for_target(&self, target: &str) -> Option<Arc<dyn Metrics>> {
         let mut any = false;
         let receivers = self
