@@ -630,3 +630,43 @@ async fn an_unreachable_control_plane_counts_as_a_server_failure() {
     );
     mesh.telemetry().unwrap().shutdown().await.unwrap();
 }
+
+/// Counts the calls it is told about.
+#[derive(Default)]
+struct CallCounter(std::sync::atomic::AtomicUsize);
+
+impl mesh_tower::metrics::Metrics for CallCounter {
+    fn request_started(&self, _cluster: &str) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applications_own_metrics_keep_receiving_events_next_to_opentelemetry() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let replica = backend([127, 0, 0, 1], "a").await;
+    let xds = xds_server(single_cluster(vec![locality("us-east", 0, &[&replica])])).await;
+    let counter = Arc::new(CallCounter::default());
+    let mesh = Mesh::builder()
+        .xds_server(xds.local_addr().to_string())
+        .node_id(NODE)
+        .mesh_options(support::options().with_metrics(Arc::clone(&counter) as _))
+        .with_otlp(receiver.endpoint())
+        .build()
+        .await
+        .unwrap();
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    for _ in 0..2 {
+        say_hello(&mut client).await;
+    }
+    assert_eq!(counter.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+    mesh.telemetry().unwrap().flush().await.unwrap();
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            metrics
+                .iter()
+                .any(|m| m.metric.name == "grpc.client.call.duration")
+        })
+        .await
+        .unwrap();
+}

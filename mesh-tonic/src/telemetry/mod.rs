@@ -53,7 +53,7 @@ mod xds;
 use std::sync::Arc;
 
 use mesh_tower::MeshOptions;
-use mesh_tower::metrics::{Metrics, TracePropagator};
+use mesh_tower::metrics::{FanOut, Metrics, TracePropagator};
 use mesh_xds_client::client::XdsClientMetrics;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
@@ -236,11 +236,16 @@ impl Telemetry {
         Arc::new(W3cPropagator::new())
     }
 
-    /// `options` with this telemetry's metrics and propagator.
+    /// `options` with this telemetry's metrics next to the metrics they already had (both receive every event) and
+    /// this telemetry's propagator.
     #[must_use]
     pub fn apply(&self, options: MeshOptions) -> MeshOptions {
+        let metrics: Arc<dyn Metrics> = Arc::new(FanOut::new(vec![
+            Arc::clone(&options.metrics),
+            self.metrics(),
+        ]));
         options
-            .with_metrics(self.metrics())
+            .with_metrics(metrics)
             .with_propagator(self.propagator())
     }
 
