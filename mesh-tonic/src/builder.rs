@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mesh_core::locality::Locality;
 use mesh_tower::MeshOptions;
-use mesh_tower::tls::{CertificateProvider, CertificateProviders, FileWatcherOptions};
+use mesh_tower::tls::{CertificateProvider, CertificateProviders};
 use mesh_xds_client::bootstrap::{
     Bootstrap, BootstrapBuilder, CertificateProviderConfig, ChannelCreds,
 };
@@ -336,23 +336,13 @@ fn certificate_providers(
             tracing::warn!(instance = %name, plugin = %config.plugin_name, "certificate provider plugin not supported");
             continue;
         };
-        let mut options =
-            FileWatcherOptions::default().with_refresh_interval(files.refresh_interval);
-        if let (Some(certificate), Some(key)) = (&files.certificate_file, &files.private_key_file) {
-            options = options.with_identity(certificate, key);
-        }
-        if let Some(path) = &files.ca_certificate_file {
-            options = options.with_ca_certificate_file(path);
-        }
-        if let Some(path) = &files.spiffe_trust_bundle_map_file {
-            options = options.with_spiffe_trust_bundle_map_file(path);
-        }
-        let provider = CertificateProvider::file_watcher(name, options).map_err(|source| {
-            MeshError::CertificateProvider {
-                name: name.clone(),
-                source,
-            }
-        })?;
+        let provider =
+            CertificateProvider::file_watcher(name, files.clone()).map_err(|source| {
+                MeshError::CertificateProvider {
+                    name: name.clone(),
+                    source,
+                }
+            })?;
         providers = providers.with(provider);
     }
     Ok(given

@@ -14,7 +14,7 @@ use mesh_core::endpoint::EndpointAddress;
 use mesh_core::matcher::{StringMatch, StringMatcher};
 use mesh_core::tls::{CertificateProviderInstance, CertificateValidation, UpstreamTls};
 use mesh_tower::tls::{
-    CertificateProvider, CertificateProviders, ClientTls, FileWatcherOptions, TlsConfigError,
+    CertificateProvider, CertificateProviders, ClientTls, FileWatcherConfig, TlsConfigError,
 };
 use mesh_xds_client::bootstrap::{Bootstrap, ChannelCreds, TlsChannelCreds, XdsServer};
 use mesh_xds_client::client::{ClientOptions, ConnectedIo, Connector};
@@ -54,7 +54,7 @@ fn connector(server: &XdsServer, creds: &TlsChannelCreds) -> Result<Connector, T
     let Some(ca) = &creds.ca_certificate_file else {
         return Err(TlsConfigError::SystemRootsUnsupported);
     };
-    let mut files = FileWatcherOptions::default()
+    let mut files = FileWatcherConfig::default()
         .with_ca_certificate_file(ca)
         .with_refresh_interval(creds.refresh_interval);
     if let (Some(certificate), Some(key)) = (&creds.certificate_file, &creds.private_key_file) {

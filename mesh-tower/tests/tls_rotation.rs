@@ -17,7 +17,7 @@ use mesh_core::tls::{
 };
 use mesh_tower::MeshService;
 use mesh_tower::tls::{
-    CertificateProvider, CertificateProviders, FileWatcherOptions, LoadError, ProviderStatus,
+    CertificateProvider, CertificateProviders, FileWatcherConfig, LoadError, ProviderStatus,
     ServerTls, TrustRoots,
 };
 use support::config::{cluster, leaf, loc, snapshot, to, vhost};
@@ -130,7 +130,7 @@ async fn rotation_during_steady_traffic_fails_no_request_and_a_bad_file_keeps_th
     let mut volume = SecretVolume::new(&identity_files(&ca.issue(&Leaf::svid(V1)), &bundles));
     let provider = CertificateProvider::file_watcher(
         "client",
-        FileWatcherOptions::default()
+        FileWatcherConfig::default()
             .with_identity(volume.path("tls.crt"), volume.path("tls.key"))
             .with_spiffe_trust_bundle_map_file(volume.path("bundle.json")),
     )
@@ -236,7 +236,7 @@ async fn a_mismatched_key_is_reported_and_a_missing_file_loads_when_it_appears()
     std::fs::write(&key, &second.key_pem).unwrap();
     let provider = CertificateProvider::file_watcher(
         "files",
-        FileWatcherOptions::default()
+        FileWatcherConfig::default()
             .with_identity(&crt, &key)
             .with_ca_certificate_file(&roots),
     )
@@ -275,7 +275,7 @@ async fn a_bundle_map_takes_precedence_over_ca_certificates() {
     // gRFC A87: with both set, `ca_certificate_file` is ignored.
     let provider = CertificateProvider::file_watcher(
         "files",
-        FileWatcherOptions::default()
+        FileWatcherConfig::default()
             .with_ca_certificate_file(&roots)
             .with_spiffe_trust_bundle_map_file(&bundle),
     )
@@ -286,8 +286,8 @@ async fn a_bundle_map_takes_precedence_over_ca_certificates() {
         Some(TrustRoots::Spiffe(_))
     ));
 
-    assert!(CertificateProvider::file_watcher("bad", FileWatcherOptions::default()).is_err());
-    let mut half = FileWatcherOptions::default().with_identity(&roots, &roots);
+    assert!(CertificateProvider::file_watcher("bad", FileWatcherConfig::default()).is_err());
+    let mut half = FileWatcherConfig::default().with_identity(&roots, &roots);
     half.private_key_file = None;
     assert!(CertificateProvider::file_watcher("half", half).is_err());
 }

@@ -84,7 +84,7 @@ pub enum TlsConfigError {
     ClientCertificateWithoutValidation,
     /// A `file_watcher` config with neither identity nor roots, or with only half of the identity pair.
     #[error("file_watcher: {0}")]
-    FileWatcher(&'static str),
+    FileWatcher(#[from] mesh_core::tls::FileWatcherConfigError),
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(String),

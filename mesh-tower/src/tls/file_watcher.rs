@@ -7,11 +7,14 @@
 //! keeps its previous material, and the failure is logged and reported in the provider's status with the field,
 //! the path and the problem. Nothing in a file can make this panic.
 //!
-//! Not here: the bootstrap JSON (mesh-xds-client parses it; mesh-tonic turns it into [`FileWatcherOptions`]).
+//! Not here: the settings and their rules ([`FileWatcherConfig`], mesh-core's), the bootstrap JSON (mesh-xds-client
+//! parses it into the same type).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+pub use mesh_core::tls::{DEFAULT_REFRESH_INTERVAL, FileWatcherConfig};
 
 use notify::Watcher;
 use tokio::sync::Notify;
@@ -20,86 +23,9 @@ use super::error::{LoadError, MaterialError, TlsConfigError};
 use super::material::{Identity, TrustRoots};
 use super::provider::{CertificateProvider, Shared};
 
-/// gRPC's default `refresh_interval` (10 minutes).
-pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(600);
-
 /// How long to wait after a file event before reading, so a multi-step swap (new key, new certificate, symlink)
 /// is read once, complete.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
-
-/// The files of a `file_watcher` instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FileWatcherOptions {
-    /// PEM certificate chain of our identity (with `private_key_file`).
-    pub certificate_file: Option<PathBuf>,
-    /// PEM private key of `certificate_file`.
-    pub private_key_file: Option<PathBuf>,
-    /// PEM CA certificates (ignored when `spiffe_trust_bundle_map_file` is set, gRFC A87).
-    pub ca_certificate_file: Option<PathBuf>,
-    /// SPIFFE trust bundle map (gRFC A87).
-    pub spiffe_trust_bundle_map_file: Option<PathBuf>,
-    /// How often files are re-read even without an event.
-    pub refresh_interval: Duration,
-}
-
-impl Default for FileWatcherOptions {
-    fn default() -> Self {
-        Self {
-            certificate_file: None,
-            private_key_file: None,
-            ca_certificate_file: None,
-            spiffe_trust_bundle_map_file: None,
-            refresh_interval: DEFAULT_REFRESH_INTERVAL,
-        }
-    }
-}
-
-impl FileWatcherOptions {
-    /// Our identity from these files.
-    #[must_use]
-    pub fn with_identity(
-        mut self,
-        certificate_file: impl Into<PathBuf>,
-        private_key_file: impl Into<PathBuf>,
-    ) -> Self {
-        self.certificate_file = Some(certificate_file.into());
-        self.private_key_file = Some(private_key_file.into());
-        self
-    }
-
-    /// CA roots from this file.
-    #[must_use]
-    pub fn with_ca_certificate_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_certificate_file = Some(path.into());
-        self
-    }
-
-    /// A SPIFFE trust bundle map from this file.
-    #[must_use]
-    pub fn with_spiffe_trust_bundle_map_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.spiffe_trust_bundle_map_file = Some(path.into());
-        self
-    }
-
-    /// Sets the refresh interval.
-    #[must_use]
-    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
-        self.refresh_interval = interval;
-        self
-    }
-
-    fn roots_file(&self) -> Option<(&'static str, &Path)> {
-        match (
-            &self.spiffe_trust_bundle_map_file,
-            &self.ca_certificate_file,
-        ) {
-            (Some(path), _) => Some(("spiffe_trust_bundle_map_file", path)),
-            (None, Some(path)) => Some(("ca_certificate_file", path)),
-            (None, None) => None,
-        }
-    }
-}
 
 /// The bytes last loaded successfully, to skip reloads that change nothing.
 #[derive(Default)]
@@ -118,17 +44,8 @@ impl CertificateProvider {
     ///
     /// # Panics
     /// Outside a tokio runtime (as `tokio::spawn` does).
-    pub fn file_watcher(name: &str, options: FileWatcherOptions) -> Result<Self, TlsConfigError> {
-        if options.certificate_file.is_some() != options.private_key_file.is_some() {
-            return Err(TlsConfigError::FileWatcher(
-                "certificate_file and private_key_file must be set together",
-            ));
-        }
-        if options.certificate_file.is_none() && options.roots_file().is_none() {
-            return Err(TlsConfigError::FileWatcher(
-                "set certificate_file and private_key_file, ca_certificate_file or spiffe_trust_bundle_map_file",
-            ));
-        }
+    pub fn file_watcher(name: &str, options: FileWatcherConfig) -> Result<Self, TlsConfigError> {
+        options.validate().map_err(TlsConfigError::FileWatcher)?;
         let provider = Self::new(name);
         let mut loaded = Loaded::default();
         reload(&provider.shared, &options, &mut loaded);
@@ -147,7 +64,7 @@ impl CertificateProvider {
 
 /// Watches the directory of every file (not the files: a symlink swap replaces them).
 fn watch_directories(
-    options: &FileWatcherOptions,
+    options: &FileWatcherConfig,
     wake: &Arc<Notify>,
     name: &str,
 ) -> Option<notify::RecommendedWatcher> {
@@ -185,7 +102,7 @@ fn watch_directories(
 
 async fn run(
     shared: Weak<Shared>,
-    options: FileWatcherOptions,
+    options: FileWatcherConfig,
     mut loaded: Loaded,
     wake: Arc<Notify>,
     _watcher: Option<notify::RecommendedWatcher>,
@@ -205,7 +122,7 @@ async fn run(
 }
 
 /// Reads every file and publishes what changed and what failed.
-fn reload(shared: &Shared, options: &FileWatcherOptions, loaded: &mut Loaded) {
+fn reload(shared: &Shared, options: &FileWatcherConfig, loaded: &mut Loaded) {
     let current = shared.load();
     let mut next = (*current).clone();
     let mut changed = false;

@@ -18,11 +18,11 @@
 //!
 //! ```no_run
 //! use mesh_tower::MeshOptions;
-//! use mesh_tower::tls::{CertificateProvider, CertificateProviders, FileWatcherOptions};
+//! use mesh_tower::tls::{CertificateProvider, CertificateProviders, FileWatcherConfig};
 //!
 //! # async fn run() -> Result<(), mesh_tower::tls::TlsConfigError> {
 //! // gRPC's file_watcher plugin: identity and a SPIFFE trust bundle map, reloaded when the files change.
-//! let files = FileWatcherOptions::default()
+//! let files = FileWatcherConfig::default()
 //!     .with_identity("/var/run/secrets/svid/tls.crt", "/var/run/secrets/svid/tls.key")
 //!     .with_spiffe_trust_bundle_map_file("/var/run/secrets/svid/bundles.json");
 //! let provider = CertificateProvider::file_watcher("default", files)?;
@@ -59,7 +59,7 @@ pub use bundle::X509_SVID_USE;
 pub use certificate::describe_certificate;
 pub use client::ClientTls;
 pub use error::{LoadError, MaterialError, PeerRejected, TlsConfigError, VerifyError};
-pub use file_watcher::{DEBOUNCE, DEFAULT_REFRESH_INTERVAL, FileWatcherOptions, MAX_FILE_SIZE};
+pub use file_watcher::{DEBOUNCE, DEFAULT_REFRESH_INTERVAL, FileWatcherConfig, MAX_FILE_SIZE};
 pub use material::{Identity, RootSet, TrustRoots};
 pub use provider::{
     CertificateMaterial, CertificateProvider, CertificateProviders, ProviderStatus,

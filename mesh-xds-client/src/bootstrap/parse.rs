@@ -6,6 +6,7 @@
 //! gRFC A27: unknown fields are ignored, and so is a field whose value is `null`, as C-core does.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -326,14 +327,12 @@ pub(super) fn file_watcher(
         other => Object::new(other, field, problems)?,
     };
     let before = problems.len();
-    let mut parsed = FileWatcherConfig {
-        certificate_file: config.non_empty_string("certificate_file", problems),
-        private_key_file: config.non_empty_string("private_key_file", problems),
-        ca_certificate_file: config.non_empty_string("ca_certificate_file", problems),
-        spiffe_trust_bundle_map_file: config
-            .non_empty_string("spiffe_trust_bundle_map_file", problems),
-        ..FileWatcherConfig::default()
-    };
+    let mut parsed = FileWatcherConfig::default();
+    let mut path = |key| config.non_empty_string(key, problems).map(PathBuf::from);
+    parsed.certificate_file = path("certificate_file");
+    parsed.private_key_file = path("private_key_file");
+    parsed.ca_certificate_file = path("ca_certificate_file");
+    parsed.spiffe_trust_bundle_map_file = path("spiffe_trust_bundle_map_file");
     if let Some(interval) = config.duration("refresh_interval", problems) {
         parsed.refresh_interval = interval;
     }

@@ -11,9 +11,6 @@ pub(super) const NON_EMPTY: &str = "must be non-empty";
 const IDENTITY_PAIR: &str =
     "fields \"certificate_file\" and \"private_key_file\" must be both set or both unset";
 
-const FILE_WATCHER_SOMETHING: &str = "at least one of \"certificate_file\", \"ca_certificate_file\" and \
-     \"spiffe_trust_bundle_map_file\" must be specified";
-
 /// gRFC A65 and A29 (C-core's `JsonPostLoad` of both configs): the identity certificate and its key come together.
 fn identity_pair(
     certificate_file: Option<&String>,
@@ -32,20 +29,10 @@ pub(super) fn tls_creds(creds: &TlsChannelCreds, field: &str, problems: &mut Pro
     }
 }
 
-/// Rules of a `file_watcher` config, reported at `field` (its `config`).
+/// Rules of a `file_watcher` config (mesh-core's, in C-core's words), reported at `field` (its `config`).
 pub(super) fn file_watcher(config: &FileWatcherConfig, field: &str, problems: &mut Problems) {
-    if let Some(message) = identity_pair(
-        config.certificate_file.as_ref(),
-        config.private_key_file.as_ref(),
-    ) {
-        problems.add(field, message);
-    }
-    // gRFC A29: a provider must provide something; A87 adds the SPIFFE bundle map as a source of roots.
-    if config.certificate_file.is_none()
-        && config.ca_certificate_file.is_none()
-        && config.spiffe_trust_bundle_map_file.is_none()
-    {
-        problems.add(field, FILE_WATCHER_SOMETHING);
+    for problem in config.problems() {
+        problems.add(field, problem.to_string());
     }
 }
 
@@ -148,8 +135,8 @@ fn check_servers(servers: &mut [XdsServer], field: &str, problems: &mut Problems
 }
 
 /// Empty paths mean unset, as in grpc-go.
-fn blank_to_none(file: &mut Option<String>) {
-    if file.as_deref() == Some("") {
+fn blank_to_none<P: AsRef<std::ffi::OsStr>>(file: &mut Option<P>) {
+    if file.as_ref().is_some_and(|path| path.as_ref().is_empty()) {
         *file = None;
     }
 }

@@ -11,7 +11,7 @@ use super::duration;
 pub const SERVER_FEATURE_IGNORE_RESOURCE_DELETION: &str = "ignore_resource_deletion";
 
 /// gRFC A29/A65: how often certificate files are re-read when the config does not say.
-pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(600);
+pub use mesh_core::tls::DEFAULT_REFRESH_INTERVAL;
 
 /// An xDS management server: where it is, how to reach it, and what it supports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

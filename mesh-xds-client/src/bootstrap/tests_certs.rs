@@ -62,7 +62,7 @@ fn file_watcher_spiffe_bundle_alone_is_enough_and_refresh_defaults_to_600s() {
     let config = b.certificate_providers["s"].file_watcher.clone().unwrap();
     assert_eq!(
         config.spiffe_trust_bundle_map_file.as_deref(),
-        Some("/b.json")
+        Some(std::path::Path::new("/b.json"))
     );
     assert_eq!(config.refresh_interval, Duration::from_secs(600));
 }

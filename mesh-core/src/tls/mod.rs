@@ -2,7 +2,10 @@
 //! identity and our trust roots, and how the peer's subject alternative names are checked.
 //!
 //! These are plain settings. Loading certificates, watching files and running handshakes is the security layer's
-//! job (mesh-tower / mesh-tonic); this module only says what was asked for.
+//! job (mesh-tower / mesh-tonic); this module only says what was asked for, and what the `file_watcher` provider
+//! is to read ([`FileWatcherConfig`]).
+
+mod file_watcher;
 
 use std::sync::Arc;
 
@@ -10,6 +13,8 @@ use serde::Serialize;
 
 use crate::macros::setters;
 use crate::matcher::StringMatcher;
+
+pub use file_watcher::{DEFAULT_REFRESH_INTERVAL, FileWatcherConfig, FileWatcherConfigError};
 
 /// A reference to a certificate provider instance from the bootstrap's `certificate_providers` (gRFC A29
 /// `CertificateProviderPluginInstance`).
