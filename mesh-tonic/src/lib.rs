@@ -61,6 +61,7 @@ pub mod server;
 mod target;
 pub mod telemetry;
 pub mod testing;
+mod unary;
 mod xds_tls;
 
 pub use builder::{DEFAULT_WAIT_FOR_READY, MeshBuilder};
@@ -70,3 +71,4 @@ pub use error::{ChannelError, MeshError};
 pub use mesh::Mesh;
 pub use mesh_tower::{MeshOptions, ReconnectBackoff, ResponseBody};
 pub use server::{ServerBuilder, ServerError, ServingState, XdsServer};
+pub use unary::GrpcTransport;

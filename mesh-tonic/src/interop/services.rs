@@ -7,12 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::uri::PathAndQuery;
-use tonic::client::GrpcService;
 use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::server::{NamedService, UnaryService};
-use tonic::{GrpcMethod, IntoRequest, Request, Response, Status};
+use tonic::{IntoRequest, Request, Response, Status};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tonic_prost::ProstCodec;
@@ -21,7 +18,8 @@ use tower_service::Service;
 use super::behavior;
 use super::messages::{Empty, Payload, PayloadType, SimpleRequest, SimpleResponse};
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use crate::unary::BoxError;
+use crate::unary::{GrpcTransport, UnaryClient};
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub(crate) type Handler<Req, Resp> =
     Arc<dyn Fn(Request<Req>) -> BoxFuture<Result<Response<Resp>, Status>> + Send + Sync>;
@@ -277,63 +275,17 @@ impl NamedService for XdsUpdateHealthServer {
     const NAME: &'static str = XDS_UPDATE_HEALTH_SERVICE;
 }
 
-/// A unary client over any tonic transport.
-#[derive(Debug, Clone)]
-pub(crate) struct UnaryClient<T> {
-    pub(crate) inner: tonic::client::Grpc<T>,
-}
-
-impl<T> UnaryClient<T>
-where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
-{
-    pub(crate) async fn call<Req, Resp>(
-        &mut self,
-        service: &'static str,
-        method: &'static str,
-        request: impl IntoRequest<Req>,
-    ) -> Result<Response<Resp>, Status>
-    where
-        Req: prost::Message + Send + Sync + 'static,
-        Resp: prost::Message + Default + Send + Sync + 'static,
-    {
-        self.inner.ready().await.map_err(|error| {
-            Status::unavailable(format!("transport not ready: {}", error.into()))
-        })?;
-        let mut request = request.into_request();
-        request
-            .extensions_mut()
-            .insert(GrpcMethod::new(service, method));
-        let path = PathAndQuery::try_from(format!("/{service}/{method}"))
-            .map_err(|error| Status::internal(format!("bad method path: {error}")))?;
-        self.inner
-            .unary(request, path, ProstCodec::<Req, Resp>::default())
-            .await
-    }
-}
-
 /// A `grpc.testing.TestService` client (`EmptyCall`, `UnaryCall`) over any tonic transport.
 #[derive(Debug, Clone)]
 pub struct TestServiceClient<T> {
     inner: UnaryClient<T>,
 }
 
-impl<T> TestServiceClient<T>
-where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
-{
+impl<T: GrpcTransport> TestServiceClient<T> {
     /// A client sending on `transport`.
     pub fn new(transport: T) -> Self {
         Self {
-            inner: UnaryClient {
-                inner: tonic::client::Grpc::new(transport),
-            },
+            inner: UnaryClient::new(transport),
         }
     }
 
@@ -366,19 +318,11 @@ pub struct XdsUpdateHealthClient<T> {
     inner: UnaryClient<T>,
 }
 
-impl<T> XdsUpdateHealthClient<T>
-where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
-{
+impl<T: GrpcTransport> XdsUpdateHealthClient<T> {
     /// A client sending on `transport`.
     pub fn new(transport: T) -> Self {
         Self {
-            inner: UnaryClient {
-                inner: tonic::client::Grpc::new(transport),
-            },
+            inner: UnaryClient::new(transport),
         }
     }
 

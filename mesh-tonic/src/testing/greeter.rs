@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::uri::PathAndQuery;
-use tonic::client::GrpcService;
 use tonic::metadata::MetadataValue;
 use tonic::server::{NamedService, UnaryService};
 use tonic::{GrpcMethod, IntoRequest, Request, Response, Status};
@@ -25,7 +23,7 @@ pub const SAY_HELLO_PATH: &str = "/helloworld.Greeter/SayHello";
 /// The response header carrying the name of the replica that answered.
 pub const REPLICA_HEADER: &str = "hostname";
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::unary::{BoxError, GrpcTransport};
 
 /// `helloworld.HelloRequest`.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
@@ -58,13 +56,7 @@ pub struct GreeterClient<T> {
     inner: tonic::client::Grpc<T>,
 }
 
-impl<T> GreeterClient<T>
-where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
-{
+impl<T: GrpcTransport> GreeterClient<T> {
     /// A client sending on `transport`.
     pub fn new(transport: T) -> Self {
         Self {

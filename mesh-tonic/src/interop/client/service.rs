@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use tonic::client::GrpcService;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 use tower_service::Service;
@@ -20,7 +18,8 @@ use super::messages::{
 };
 use super::sender::{RpcConfig, SharedConfig};
 use super::stats::Stats;
-use crate::interop::services::{BoxError, BoxFuture, UnaryClient, serve_unary, unimplemented};
+use crate::interop::services::{BoxError, BoxFuture, serve_unary, unimplemented};
+use crate::unary::{GrpcTransport, UnaryClient};
 
 /// `grpc.testing.LoadBalancerStatsService`.
 pub const LOAD_BALANCER_STATS_SERVICE: &str = "grpc.testing.LoadBalancerStatsService";
@@ -210,19 +209,11 @@ pub struct LoadBalancerStatsClient<T> {
     inner: UnaryClient<T>,
 }
 
-impl<T> LoadBalancerStatsClient<T>
-where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
-{
+impl<T: GrpcTransport> LoadBalancerStatsClient<T> {
     /// A client sending on `transport`.
     pub fn new(transport: T) -> Self {
         Self {
-            inner: UnaryClient {
-                inner: tonic::client::Grpc::new(transport),
-            },
+            inner: UnaryClient::new(transport),
         }
     }
 
@@ -264,19 +255,11 @@ pub struct XdsUpdateClientConfigureClient<T> {
     inner: UnaryClient<T>,
 }
 
-impl<T> XdsUpdateClientConfigureClient<T>
-where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
-{
+impl<T: GrpcTransport> XdsUpdateClientConfigureClient<T> {
     /// A client sending on `transport`.
     pub fn new(transport: T) -> Self {
         Self {
-            inner: UnaryClient {
-                inner: tonic::client::Grpc::new(transport),
-            },
+            inner: UnaryClient::new(transport),
         }
     }
 
