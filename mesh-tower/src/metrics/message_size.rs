@@ -1,0 +1,142 @@
+//! gRFC A66's message sizes: the bytes of gRPC messages as they cross the wire, counted from a body's data frames.
+//!
+//! gRFC A66 defines `*_total_compressed_message_size` as the "total bytes (compressed but not encrypted) sent
+//! across all request messages (metadata excluded) per RPC attempt; does not include grpc or transport framing
+//! bytes" (and the same for responses and for the server's call). On the wire each gRPC message is a 5-byte prefix
+//! (compressed flag, big-endian length) and its payload, which is already compressed when the message is; so the
+//! size is the sum of the payloads, prefixes left out. [`GrpcMessageBytes`] reads that sum from a byte stream cut
+//! anywhere by HTTP/2 DATA frames, with no allocation and no copy beyond the 5 prefix bytes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Sums the payload bytes of the gRPC messages in a byte stream fed in pieces: gRFC A66's message size (the
+/// payloads as on the wire, compressed when the message is; the 5-byte message prefixes, metadata and HTTP/2
+/// framing left out), wherever DATA frames cut the stream.
+#[derive(Debug, Default, Clone)]
+pub struct GrpcMessageBytes {
+    /// Prefix bytes of the next message seen so far (0 when in a payload or between messages).
+    prefix_seen: usize,
+    prefix: [u8; 5],
+    /// Payload bytes still expected in the current message.
+    payload_left: u64,
+    /// Payload bytes seen.
+    total: u64,
+}
+
+impl GrpcMessageBytes {
+    /// Counts the next piece of the stream.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.payload_left > 0 {
+                let take = usize::try_from(self.payload_left)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                let taken = u64::try_from(take).unwrap_or(u64::MAX);
+                self.payload_left -= taken;
+                self.total = self.total.saturating_add(taken);
+                data = data.get(take..).unwrap_or_default();
+                continue;
+            }
+            let take = (5 - self.prefix_seen).min(data.len());
+            if let (Some(to), Some(from)) = (
+                self.prefix
+                    .get_mut(self.prefix_seen..self.prefix_seen + take),
+                data.get(..take),
+            ) {
+                to.copy_from_slice(from);
+            }
+            self.prefix_seen += take;
+            data = data.get(take..).unwrap_or_default();
+            if self.prefix_seen == 5 {
+                self.prefix_seen = 0;
+                let [_, a, b, c, d] = self.prefix;
+                self.payload_left = u64::from(u32::from_be_bytes([a, b, c, d]));
+            }
+        }
+    }
+
+    /// The payload bytes counted so far.
+    #[must_use]
+    pub const fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+/// The message bytes a request body has sent, readable by the attempt while the body is with the connection's
+/// task: the body counts with its own [`GrpcMessageBytes`] (no sharing per byte) and publishes the total with one
+/// release store per data frame. One allocation per attempt, made only when a [`Metrics`](super::Metrics)
+/// records message sizes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SentBytes(Arc<AtomicU64>);
+
+impl SentBytes {
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The body's side of [`SentBytes`].
+#[derive(Debug)]
+pub(crate) struct SentCounter {
+    count: GrpcMessageBytes,
+    shared: SentBytes,
+}
+
+impl SentCounter {
+    /// A counter and the handle to read it.
+    pub(crate) fn new() -> (Self, SentBytes) {
+        let shared = SentBytes::default();
+        (
+            Self {
+                count: GrpcMessageBytes::default(),
+                shared: shared.clone(),
+            },
+            shared,
+        )
+    }
+
+    pub(crate) fn feed(&mut self, data: &[u8]) {
+        self.count.feed(data);
+        self.shared.0.store(self.count.total(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> Vec<u8> {
+        let mut stream = vec![0, 0, 0, 0, 3, b'a', b'b', b'c'];
+        stream.extend([1, 0, 0, 0, 0]);
+        stream.extend([0, 0, 0, 0, 2, b'x', b'y']);
+        stream
+    }
+
+    #[test]
+    fn payloads_are_counted_without_their_prefixes_wherever_the_stream_is_cut() {
+        let stream = stream();
+        for split in 0..stream.len() {
+            let mut bytes = GrpcMessageBytes::default();
+            let (a, b) = stream.split_at(split);
+            bytes.feed(a);
+            bytes.feed(b);
+            assert_eq!(bytes.total(), 5, "split at {split}");
+        }
+        let mut one_by_one = GrpcMessageBytes::default();
+        for byte in &stream {
+            one_by_one.feed(std::slice::from_ref(byte));
+        }
+        assert_eq!(one_by_one.total(), 5);
+    }
+
+    #[test]
+    fn the_handle_reads_what_the_body_counted() {
+        let (mut counter, handle) = SentCounter::new();
+        assert_eq!(handle.get(), 0);
+        counter.feed(&stream()[..7]);
+        assert_eq!(handle.get(), 2);
+        counter.feed(&stream()[7..]);
+        assert_eq!(handle.get(), 5);
+    }
+}
