@@ -1,7 +1,8 @@
 //! gRFC A66's message-size histograms of real calls, received by the test OTLP collector: the client's
 //! `grpc.client.attempt.{sent,rcvd}_total_compressed_message_size` per attempt (retries included), with the
 //! attempt duration's labels, and sums equal to the gRPC message payloads that crossed the wire (5-byte message
-//! prefixes excluded).
+//! prefixes excluded); and the xDS-enabled server's `grpc.server.call.{sent,rcvd}_total_compressed_message_size`,
+//! equal to what the client received and sent.
 
 // Fixtures fail the test that uses them by panicking, as assertions do.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -27,8 +28,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_test_support::otlp::{OtlpReceiver, ReceivedMetric, proto, value_string};
 use mesh_tonic::Mesh;
-use mesh_tonic::testing::{GreeterClient, HelloRequest};
-use mesh_xds_server::mesh::{Endpoint, Locality};
+use mesh_tonic::testing::{GreeterClient, GreeterServer, HelloRequest};
+use mesh_xds_client::bootstrap::{Bootstrap, ChannelCreds};
+use mesh_xds_server::XdsServer as ControlPlane;
+use mesh_xds_server::mesh::{
+    Cluster, DEFAULT_SERVER_LISTENER_NAME_TEMPLATE, Endpoint, Locality, MeshConfig, Route,
+    ServerListener, Service,
+};
 use prost::Message;
 use proto::metrics::v1::metric::Data;
 use support::{NODE, PATIENCE, backend, locality, single_cluster, xds_server};
@@ -275,4 +281,126 @@ async fn a_retried_streaming_call_records_each_attempts_message_bytes() {
     assert_eq!(status(&received_points, "OK"), Some((1, received as f64)));
     assert_eq!(sent_points.len(), 2, "{sent_points:?}");
     mesh.telemetry().unwrap().shutdown().await.unwrap();
+}
+
+/// A mesh of node `node` under `control_plane`, with server Listener names, exporting as `service` to `receiver`.
+async fn named_mesh(
+    control_plane: SocketAddr,
+    node: &str,
+    service: &str,
+    receiver: &OtlpReceiver,
+) -> Mesh {
+    let bootstrap = Bootstrap::builder()
+        .server(control_plane.to_string(), ChannelCreds::Insecure)
+        .node_id(node)
+        .server_listener_resource_name_template(DEFAULT_SERVER_LISTENER_NAME_TEMPLATE)
+        .build()
+        .unwrap();
+    Mesh::builder()
+        .bootstrap(bootstrap)
+        .with_otlp(receiver.endpoint())
+        .service_name(service)
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_records_the_bytes_the_client_sent_and_received() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    let config = MeshConfig::new()
+        .with_service(Service::new("greeter").with_route(Route::to_cluster("main")))
+        .with_cluster(
+            Cluster::new("main").with_locality(
+                Locality::new("us-east", "us-east-a", "")
+                    .with_endpoint(Endpoint::new(address.to_string())),
+            ),
+        )
+        .with_server(ServerListener::new(address.to_string()));
+    let control_plane = ControlPlane::builder()
+        .config(config)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let server_mesh = named_mesh(control_plane.local_addr(), "server", "server", &receiver).await;
+    let server = server_mesh
+        .server()
+        .serve_with_listener(socket, GreeterServer::new("replica-1"))
+        .await
+        .unwrap();
+    let mut serving = server.watch_serving_state();
+    tokio::time::timeout(PATIENCE, serving.wait_for(|s| s.is_serving()))
+        .await
+        .unwrap()
+        .unwrap();
+    let client_mesh = named_mesh(control_plane.local_addr(), "client", "client", &receiver).await;
+    let mut client = GreeterClient::new(client_mesh.channel(TARGET).unwrap());
+    // A 40 kB name: both messages span several HTTP/2 DATA frames.
+    let request = HelloRequest {
+        name: "n".repeat(40_000),
+    };
+    let reply = client
+        .say_hello(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        request.encoded_len(),
+        40_004,
+        "the protobuf size, independently known"
+    );
+    for mesh in [&client_mesh, &server_mesh] {
+        mesh.telemetry().unwrap().flush().await.unwrap();
+    }
+    let from = |metric: &ReceivedMetric, service: &str| {
+        mesh_test_support::otlp::attribute(&metric.resource, "service.name").as_deref()
+            == Some(service)
+    };
+    let server_sent = "grpc.server.call.sent_total_compressed_message_size";
+    let server_received = "grpc.server.call.rcvd_total_compressed_message_size";
+    let metrics = receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            [(server_received, "server"), (SENT, "client")]
+                .iter()
+                .all(|(name, service)| {
+                    metrics
+                        .iter()
+                        .any(|m| m.metric.name == *name && from(m, service))
+                })
+        })
+        .await
+        .unwrap();
+    let sum = |name: &str, service: &str| {
+        let metric = metrics
+            .iter()
+            .rev()
+            .find(|m| m.metric.name == name && from(m, service))
+            .unwrap_or_else(|| panic!("no {name} from the {service}"));
+        assert_eq!(metric.metric.unit, "By");
+        let points = histogram(metric);
+        let [(labels, 1, sum)] = &points[..] else {
+            panic!("{name}: one call expected: {points:?}");
+        };
+        (labels.clone(), *sum)
+    };
+    let ok = vec![
+        (
+            "grpc.method".to_owned(),
+            "helloworld.Greeter/SayHello".to_owned(),
+        ),
+        ("grpc.status".to_owned(), "OK".to_owned()),
+    ];
+    // What one side sent, the other received: the message payloads, prefixes excluded.
+    let request_bytes = request.encoded_len() as f64;
+    let reply_bytes = reply.encoded_len() as f64;
+    assert_eq!(sum(server_received, "server"), (ok.clone(), request_bytes));
+    assert_eq!(sum(server_sent, "server"), (ok, reply_bytes));
+    assert_eq!(sum(SENT, "client").1, request_bytes);
+    assert_eq!(sum(RECEIVED, "client").1, reply_bytes);
+    for mesh in [&client_mesh, &server_mesh] {
+        mesh.telemetry().unwrap().shutdown().await.unwrap();
+    }
+    server.shutdown().await;
 }

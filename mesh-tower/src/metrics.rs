@@ -276,8 +276,7 @@ impl Metrics for NoMetrics {
 mod fanout;
 mod message_size;
 pub use fanout::FanOut;
-pub use message_size::GrpcMessageBytes;
-pub(crate) use message_size::{SentBytes, SentCounter};
+pub use message_size::{GrpcMessageBytes, MessageBytesCounter, MessageBytesTotal};
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
-use crate::metrics::{SentBytes, SentCounter};
+use crate::metrics::{MessageBytesCounter, MessageBytesTotal};
 
 pub(crate) use replay::ReplayBody;
 pub use response::ResponseBody;
@@ -87,7 +87,7 @@ fn whole(mut body: Full<Bytes>) -> Bytes {
 #[derive(Debug)]
 pub(crate) struct UpstreamBody {
     source: Upstream,
-    sent: Option<SentCounter>,
+    sent: Option<MessageBytesCounter>,
 }
 
 #[derive(Debug)]
@@ -127,8 +127,8 @@ impl UpstreamBody {
     }
 
     /// Counts the gRPC message bytes of the data frames sent from now on; the handle reads the count.
-    pub(crate) fn count_sent(&mut self) -> SentBytes {
-        let (counter, handle) = SentCounter::new();
+    pub(crate) fn count_sent(&mut self) -> MessageBytesTotal {
+        let (counter, handle) = MessageBytesCounter::new();
         self.sent = Some(counter);
         handle
     }

@@ -25,7 +25,7 @@ use crate::cluster::OutcomeRecorder;
 use crate::error::MeshError;
 use crate::lb::{Permit, RequestGuard};
 use crate::metrics::{
-    AttemptEnd, AttemptLabels, CallLabels, GrpcMessageBytes, Metrics, Outcome, SentBytes,
+    AttemptEnd, AttemptLabels, CallLabels, GrpcMessageBytes, MessageBytesTotal, Metrics, Outcome,
 };
 use crate::status::{self, Code};
 
@@ -40,7 +40,7 @@ pub(crate) struct PendingAttempt {
     pub(crate) started: Instant,
     pub(crate) span: tracing::Span,
     /// The request's message bytes (gRFC A66), when measured.
-    pub(crate) sent: Option<SentBytes>,
+    pub(crate) sent: Option<MessageBytesTotal>,
     /// The response's message bytes, counted as the stream passes, when measured.
     pub(crate) received: Option<GrpcMessageBytes>,
 }
@@ -100,7 +100,7 @@ impl CallGuard {
                 attempt.started.elapsed(),
             )
             .with_message_bytes(
-                attempt.sent.as_ref().map(SentBytes::get),
+                attempt.sent.as_ref().map(MessageBytesTotal::get),
                 attempt.received.as_ref().map(GrpcMessageBytes::total),
             );
             self.metrics.attempt_ended(&labels, &end);

@@ -18,7 +18,7 @@ use crate::endpoint::{Endpoint, Outstanding};
 use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
 use crate::metrics::{
-    AttemptEnd, AttemptLabels, AttemptStart, GrpcMessageBytes, Metrics, Outcome, SentBytes,
+    AttemptEnd, AttemptLabels, AttemptStart, GrpcMessageBytes, MessageBytesTotal, Metrics, Outcome,
     split_grpc_path,
 };
 use crate::retry;
@@ -232,7 +232,7 @@ pub(super) async fn run(
     let elapsed = finished.saturating_duration_since(started);
     let record = |outcome| OutcomeRecorder::record_now(leaf, &table.list, picked.slot, outcome);
     // Sizes of an attempt that ends here: what was sent so far, nothing received (no response body was read).
-    let sent = sent_bytes.as_ref().map(SentBytes::get);
+    let sent = sent_bytes.as_ref().map(MessageBytesTotal::get);
     let ended =
         |outcome| AttemptEnd::new(outcome, elapsed).with_message_bytes(sent, sent.map(|_| 0));
     let mut held = Held {

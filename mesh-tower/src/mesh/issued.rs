@@ -4,7 +4,7 @@
 
 use tokio::time::Instant;
 
-use crate::metrics::{AttemptEnd, AttemptLabels, Metrics, Outcome, SentBytes};
+use crate::metrics::{AttemptEnd, AttemptLabels, MessageBytesTotal, Metrics, Outcome};
 use crate::status::Code;
 
 /// HTTP status reported for an attempt its caller abandoned (nginx's "client closed request").
@@ -17,7 +17,7 @@ pub(super) struct IssuedAttempt<'a> {
     started: Instant,
     /// The call's deadline: an attempt dropped at or after it ended with DEADLINE_EXCEEDED, before it CANCELLED.
     deadline: Option<Instant>,
-    sent_bytes: Option<SentBytes>,
+    sent_bytes: Option<MessageBytesTotal>,
     armed: bool,
 }
 
@@ -27,7 +27,7 @@ impl<'a> IssuedAttempt<'a> {
         labels: AttemptLabels<'a>,
         started: Instant,
         deadline: Option<Instant>,
-        sent_bytes: Option<SentBytes>,
+        sent_bytes: Option<MessageBytesTotal>,
     ) -> Self {
         Self {
             metrics,
@@ -40,7 +40,7 @@ impl<'a> IssuedAttempt<'a> {
     }
 
     /// The exchange completed (with a response or an error): the caller reports the end.
-    pub(super) fn sent(mut self) -> (AttemptLabels<'a>, Option<SentBytes>) {
+    pub(super) fn sent(mut self) -> (AttemptLabels<'a>, Option<MessageBytesTotal>) {
         self.armed = false;
         (self.labels, self.sent_bytes.take())
     }
@@ -58,7 +58,7 @@ impl Drop for IssuedAttempt<'_> {
             (CLIENT_CLOSED, Code::Cancelled)
         };
         let grpc_status = self.labels.grpc.then_some(code);
-        let sent = self.sent_bytes.as_ref().map(SentBytes::get);
+        let sent = self.sent_bytes.as_ref().map(MessageBytesTotal::get);
         let end = AttemptEnd::new(
             Some(Outcome::new(http_status, grpc_status)),
             now.saturating_duration_since(self.started),

@@ -63,30 +63,33 @@ impl GrpcMessageBytes {
     }
 }
 
-/// The message bytes a request body has sent, readable by the attempt while the body is with the connection's
-/// task: the body counts with its own [`GrpcMessageBytes`] (no sharing per byte) and publishes the total with one
-/// release store per data frame. One allocation per attempt, made only when a [`Metrics`](super::Metrics)
-/// records message sizes.
+/// The total of a [`MessageBytesCounter`], readable while the counter is with another task (a request body
+/// with the connection's task, for instance). The counter counts alone, with its own [`GrpcMessageBytes`] (nothing
+/// shared per byte), and publishes the total with one release store per data frame. Made once per attempt or call,
+/// and only when something records message sizes.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SentBytes(Arc<AtomicU64>);
+pub struct MessageBytesTotal(Arc<AtomicU64>);
 
-impl SentBytes {
-    pub(crate) fn get(&self) -> u64 {
+impl MessageBytesTotal {
+    /// The message bytes counted so far.
+    #[must_use]
+    pub fn get(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
 }
 
-/// The body's side of [`SentBytes`].
+/// The body's side of a [`MessageBytesTotal`]: fed the data frames of a body as they pass.
 #[derive(Debug)]
-pub(crate) struct SentCounter {
+pub struct MessageBytesCounter {
     count: GrpcMessageBytes,
-    shared: SentBytes,
+    shared: MessageBytesTotal,
 }
 
-impl SentCounter {
-    /// A counter and the handle to read it.
-    pub(crate) fn new() -> (Self, SentBytes) {
-        let shared = SentBytes::default();
+impl MessageBytesCounter {
+    /// A counter and the handle to read its total.
+    #[must_use]
+    pub fn new() -> (Self, MessageBytesTotal) {
+        let shared = MessageBytesTotal::default();
         (
             Self {
                 count: GrpcMessageBytes::default(),
@@ -96,7 +99,8 @@ impl SentCounter {
         )
     }
 
-    pub(crate) fn feed(&mut self, data: &[u8]) {
+    /// Counts the next piece of the stream.
+    pub fn feed(&mut self, data: &[u8]) {
         self.count.feed(data);
         self.shared.0.store(self.count.total(), Ordering::Release);
     }
@@ -132,7 +136,7 @@ mod tests {
 
     #[test]
     fn the_handle_reads_what_the_body_counted() {
-        let (mut counter, handle) = SentCounter::new();
+        let (mut counter, handle) = MessageBytesCounter::new();
         assert_eq!(handle.get(), 0);
         counter.feed(&stream()[..7]);
         assert_eq!(handle.get(), 2);
