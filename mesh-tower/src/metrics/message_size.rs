@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default, Clone)]
 pub struct GrpcMessageBytes {
     /// Prefix bytes of the next message seen so far (0 when in a payload or between messages).
-    prefix_seen: usize,
+    prefix_seen: u8,
     prefix: [u8; 5],
-    /// Payload bytes still expected in the current message.
-    payload_left: u64,
+    /// Payload bytes still expected in the current message (a gRPC length is 32 bits).
+    payload_left: u32,
     /// Payload bytes seen.
     total: u64,
 }
@@ -32,26 +32,28 @@ impl GrpcMessageBytes {
                 let take = usize::try_from(self.payload_left)
                     .unwrap_or(usize::MAX)
                     .min(data.len());
-                let taken = u64::try_from(take).unwrap_or(u64::MAX);
+                // `take` is at most `payload_left`, a u32.
+                let taken = u32::try_from(take).unwrap_or(u32::MAX);
                 self.payload_left -= taken;
-                self.total = self.total.saturating_add(taken);
+                self.total = self.total.saturating_add(u64::from(taken));
                 data = data.get(take..).unwrap_or_default();
                 continue;
             }
-            let take = (5 - self.prefix_seen).min(data.len());
-            if let (Some(to), Some(from)) = (
-                self.prefix
-                    .get_mut(self.prefix_seen..self.prefix_seen + take),
-                data.get(..take),
-            ) {
+            let seen = usize::from(self.prefix_seen);
+            let take = (5 - seen).min(data.len());
+            if let (Some(to), Some(from)) =
+                (self.prefix.get_mut(seen..seen + take), data.get(..take))
+            {
                 to.copy_from_slice(from);
             }
-            self.prefix_seen += take;
             data = data.get(take..).unwrap_or_default();
-            if self.prefix_seen == 5 {
+            if seen + take == 5 {
                 self.prefix_seen = 0;
                 let [_, a, b, c, d] = self.prefix;
-                self.payload_left = u64::from(u32::from_be_bytes([a, b, c, d]));
+                self.payload_left = u32::from_be_bytes([a, b, c, d]);
+            } else {
+                // Fewer than 5.
+                self.prefix_seen = u8::try_from(seen + take).unwrap_or(0);
             }
         }
     }
@@ -142,5 +144,35 @@ mod tests {
         assert_eq!(handle.get(), 2);
         counter.feed(&stream()[7..]);
         assert_eq!(handle.get(), 5);
+    }
+
+    proptest::proptest! {
+        /// However a stream of messages is cut into frames, the total is the sum of the payloads; and any bytes at
+        /// all (a peer's garbage) are counted without a panic.
+        #[test]
+        fn any_cuts_give_the_payload_total(
+            payloads in proptest::collection::vec(0_usize..3000, 0..8),
+            cuts in proptest::collection::vec(0_usize..40_000, 0..12),
+            garbage in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut stream = Vec::new();
+            for (index, len) in payloads.iter().enumerate() {
+                stream.push(u8::from(index % 2 == 1));
+                stream.extend(u32::try_from(*len).unwrap().to_be_bytes());
+                stream.extend(std::iter::repeat_n(0xAB, *len));
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|cut| cut % (stream.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut bytes = GrpcMessageBytes::default();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([stream.len()]) {
+                bytes.feed(&stream[from..cut]);
+                from = cut;
+            }
+            proptest::prop_assert_eq!(bytes.total(), payloads.iter().sum::<usize>() as u64);
+            let mut anything = GrpcMessageBytes::default();
+            anything.feed(&garbage);
+            proptest::prop_assert!(anything.total() <= garbage.len() as u64);
+        }
     }
 }
