@@ -321,6 +321,19 @@ impl MeshBuilder {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`), they are only scraped and spans are not exported (`traceparent` is still
     /// sent). Names follow the OpenTelemetry-to-Prometheus rules: `grpc.client.attempt.duration` (unit `s`) is
     /// `grpc_client_attempt_duration_seconds`, `grpc.client.attempt.started` is `grpc_client_attempt_started_total`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Scrape http://127.0.0.1:9901/metrics; no collector needed.
+    /// let mesh = mesh_tonic::Mesh::builder()
+    ///     .bootstrap_from_env()
+    ///     .admin_port(9901)
+    ///     .prometheus()
+    ///     .build()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn prometheus(mut self) -> Self {
         self.telemetry_settings.prometheus = true;
         self
