@@ -404,3 +404,94 @@ async fn the_server_records_the_bytes_the_client_sent_and_received() {
     }
     server.shutdown().await;
 }
+
+/// A server that reads each request whole, tells `read`, and never answers.
+async fn silent_server(read: tokio::sync::mpsc::UnboundedSender<usize>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let read = read.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let read = read.clone();
+                    async move {
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let _ = read.send(body.len());
+                        std::future::pending::<()>().await;
+                        Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+                    }
+                });
+                let _ = http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_cut_by_the_deadline_or_dropped_by_the_caller_still_end_with_what_they_sent() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let (read, mut requests) = tokio::sync::mpsc::unbounded_channel();
+    let server = silent_server(read).await;
+    let region =
+        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
+    let xds = xds_server(single_cluster(vec![region])).await;
+    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    let request = HelloRequest {
+        name: "given up".into(),
+    };
+
+    // Dropped by its caller once the server has the request.
+    let dropped = tokio::spawn({
+        let (mut client, request) = (client.clone(), request.clone());
+        async move { client.say_hello(request).await }
+    });
+    assert_eq!(requests.recv().await, Some(5 + request.encoded_len()));
+    dropped.abort();
+    assert!(dropped.await.unwrap_err().is_cancelled());
+    // Cut by its deadline.
+    let mut call = tonic::Request::new(request.clone());
+    call.set_timeout(std::time::Duration::from_millis(200));
+    let status = client.clone().say_hello(call).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+    exported(&mesh, &receiver, &[SENT, "grpc.client.attempt.duration"]).await;
+
+    let by_status = |name: &str| -> Vec<(String, u64, f64)> {
+        histogram(&receiver.latest_metric(name).unwrap())
+            .into_iter()
+            .map(|(labels, count, sum)| {
+                let status = labels
+                    .into_iter()
+                    .find(|(k, _)| k == "grpc.status")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                (status, count, sum)
+            })
+            .collect()
+    };
+    let sent = request.encoded_len() as f64;
+    let expected = vec![
+        ("CANCELLED".to_owned(), 1, sent),
+        ("DEADLINE_EXCEEDED".to_owned(), 1, sent),
+    ];
+    let mut got = by_status(SENT);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, expected);
+    let mut durations: Vec<(String, u64)> = by_status("grpc.client.attempt.duration")
+        .into_iter()
+        .map(|(status, count, _)| (status, count))
+        .collect();
+    durations.sort();
+    assert_eq!(
+        durations,
+        vec![
+            ("CANCELLED".to_owned(), 1),
+            ("DEADLINE_EXCEEDED".to_owned(), 1)
+        ]
+    );
+    mesh.telemetry().unwrap().shutdown().await.unwrap();
+}
