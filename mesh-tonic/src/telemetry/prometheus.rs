@@ -241,16 +241,32 @@ fn write_labels(out: &mut String, labels: &[KeyValue], le: Option<f64>) {
     if labels.is_empty() && le.is_none() {
         return;
     }
+    // Keys that become one label name (`a.b` and `a_b`) share it, their values joined with `;` in key order (the
+    // OpenTelemetry-to-Prometheus rule); keys are few, so a linear search does.
+    let mut merged: Vec<(String, String)> = Vec::with_capacity(labels.len());
+    let mut sorted: Vec<&KeyValue> = labels.iter().collect();
+    sorted.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    for label in sorted {
+        let name = label_name(label.key.as_str());
+        let value = value_text(&label.value);
+        match merged.iter_mut().find(|(existing, _)| *existing == name) {
+            Some((_, values)) => {
+                values.push(';');
+                values.push_str(&value);
+            }
+            None => merged.push((name, value.into_owned())),
+        }
+    }
     out.push('{');
     let mut first = true;
-    for label in labels {
+    for (name, value) in &merged {
         if !first {
             out.push(',');
         }
         first = false;
-        out.push_str(&label_name(label.key.as_str()));
+        out.push_str(name);
         out.push_str("=\"");
-        escape_value(out, &value_text(&label.value));
+        escape_value(out, value);
         out.push('"');
     }
     if let Some(le) = le {
@@ -369,6 +385,21 @@ mod tests {
         );
         assert_eq!(metric_name("already_seconds", "s"), "already_seconds");
         assert_eq!(metric_name("9lives", ""), "_9lives");
+    }
+
+    #[test]
+    fn keys_that_sanitize_alike_share_one_label() {
+        let mut out = String::new();
+        write_labels(
+            &mut out,
+            &[
+                KeyValue::new("a_b", "2"),
+                KeyValue::new("a.b", "1"),
+                KeyValue::new("c", "3"),
+            ],
+            Some(0.5),
+        );
+        assert_eq!(out, "{a_b=\"1;2\",c=\"3\",le=\"0.5\"}");
     }
 
     #[test]
