@@ -1,5 +1,7 @@
 //! The multi-cluster demo: a control plane, two regions of greeter replicas and a client, all in this process, told
 //! in four checked steps (see `mesh_examples::multi_cluster`). Exits 0 only if every step behaved as described.
+//! Prints where its telemetry goes: the Prometheus page on the client's admin endpoint, and an OTLP collector when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`OTEL_SERVICE_NAME` and the other OpenTelemetry variables are honoured).
 //!
 //! ```text
 //! cargo run --release -p mesh-examples --example multi_cluster [-- --phase-secs N]
@@ -14,7 +16,7 @@ use mesh_examples::multi_cluster::{DemoOptions, run_demo};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut options = DemoOptions::default();
+    let mut options = DemoOptions::default().with_telemetry_from_env();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next().map(|v| v.parse::<f64>())) {

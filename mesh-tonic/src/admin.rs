@@ -3,15 +3,14 @@
 //!
 //! - CSDS over gRPC (`envoy.service.status.v3.ClientStatusDiscoveryService`, gRFC A40: `grpcdebug`, Envoy tools);
 //! - `GET /config_dump`: the same dump as JSON ([`ConfigDump::to_json`](mesh_xds_client::client::ConfigDump::to_json));
-//! - `GET /healthz`: `ok` while the mesh lives.
+//! - `GET /healthz`: `ok` while the mesh lives;
+//! - `GET /metrics`: the mesh's metrics for Prometheus (text exposition format 0.0.4), when the mesh was built with
+//!   [`MeshBuilder::prometheus`](crate::MeshBuilder::prometheus) (see [`crate::telemetry`]).
 //!
 //! HTTP/1.1 and HTTP/2 (h2c) are both accepted on the socket, so `curl` and gRPC tools share it. It is bound to
 //! 127.0.0.1 unless told otherwise ([`DEFAULT_ADMIN_IP`]): the dump reveals the mesh's whole configuration, so
 //! expose it further only deliberately. It has no authentication and no TLS. It stops when the last clone of the
 //! [`Mesh`](crate::Mesh) is dropped.
-//!
-//! Not here: a Prometheus `/metrics` page (OpenTelemetry's pull reader is still experimental in the SDK and the
-//! `opentelemetry-prometheus` exporter lags its releases; metrics go out over OTLP).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,6 +27,8 @@ use mesh_xds_client::csds::CsdsService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
+
+use crate::telemetry::{PROMETHEUS_CONTENT_TYPE, PROMETHEUS_PATH, Telemetry};
 
 /// The IP the admin endpoint listens on when only a port is given ([`MeshBuilder::admin_port`](crate::MeshBuilder::admin_port)).
 pub const DEFAULT_ADMIN_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -62,6 +63,7 @@ impl AdminServer {
     pub(crate) async fn start(
         address: SocketAddr,
         xds: Option<XdsClient>,
+        telemetry: Option<Telemetry>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Self, AdminError> {
         let listener = TcpListener::bind(address)
@@ -71,7 +73,7 @@ impl AdminServer {
             .local_addr()
             .map_err(|source| AdminError { address, source })?;
         let (stop, stopped) = watch::channel(false);
-        let admin = Arc::new(Admin { xds });
+        let admin = Arc::new(Admin { xds, telemetry });
         runtime.spawn(accept(listener, admin, stopped));
         Ok(Self { local_addr, stop })
     }
@@ -90,6 +92,7 @@ impl Drop for AdminServer {
 
 struct Admin {
     xds: Option<XdsClient>,
+    telemetry: Option<Telemetry>,
 }
 
 async fn accept(listener: TcpListener, admin: Arc<Admin>, mut stopped: watch::Receiver<bool>) {
@@ -142,6 +145,7 @@ impl Admin {
         }
         match path {
             HEALTHZ_PATH => text(StatusCode::OK, "ok\n"),
+            PROMETHEUS_PATH => self.prometheus().await,
             CONFIG_DUMP_PATH => {
                 let Some(xds) = &self.xds else {
                     return text(StatusCode::NOT_FOUND, "this mesh has no xDS client\n");
@@ -161,7 +165,32 @@ impl Admin {
             }
             _ => text(
                 StatusCode::NOT_FOUND,
-                "admin endpoint: GET /config_dump, GET /healthz, or CSDS over gRPC\n",
+                "admin endpoint: GET /config_dump, GET /healthz, GET /metrics, or CSDS over gRPC\n",
+            ),
+        }
+    }
+
+    /// The Prometheus page, collected off the runtime's threads (collecting runs the observable instruments'
+    /// callbacks).
+    async fn prometheus(&self) -> Response<tonic::body::Body> {
+        let Some(telemetry) = self.telemetry.clone() else {
+            return text(
+                StatusCode::NOT_FOUND,
+                "no metrics here: build the mesh with .prometheus()\n",
+            );
+        };
+        let page = tokio::task::spawn_blocking(move || telemetry.prometheus_page())
+            .await
+            .ok()
+            .flatten();
+        match page {
+            Some(page) => Response::builder()
+                .header(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)
+                .body(tonic::body::Body::new(Full::new(Bytes::from(page))))
+                .unwrap_or_default(),
+            None => text(
+                StatusCode::NOT_FOUND,
+                "no metrics here: build the mesh with .prometheus() (or telemetry has shut down)\n",
             ),
         }
     }

@@ -178,6 +178,11 @@ impl MeshBuilder {
     /// with its field, e.g. `xds_servers: must be non-empty`), an xDS client that cannot start.
     pub async fn build(self) -> Result<Mesh, MeshError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| MeshError::NoRuntime)?;
+        if self.telemetry_settings.prometheus && self.admin.is_none() {
+            return Err(MeshError::Conflict(
+                ".prometheus() serves /metrics on the admin endpoint: give .admin(..) or .admin_port(..) too",
+            ));
+        }
         let telemetry = start_telemetry(self.telemetry, self.telemetry_settings)?;
         let client_options = match &telemetry {
             Some(telemetry) => self.client_options.with_metrics(telemetry.xds_metrics()),
@@ -210,7 +215,9 @@ impl MeshBuilder {
             None
         };
         let admin = match self.admin {
-            Some(address) => Some(AdminServer::start(address, client.clone(), &runtime).await?),
+            Some(address) => Some(
+                AdminServer::start(address, client.clone(), telemetry.clone(), &runtime).await?,
+            ),
             None => None,
         };
         let mut options =
@@ -307,6 +314,31 @@ impl MeshBuilder {
         self
     }
 
+    /// Also serves the mesh's metrics for Prometheus to scrape, at `GET /metrics` on the admin endpoint
+    /// ([`admin_port`](Self::admin_port) or [`admin`](Self::admin), required; 127.0.0.1 by default), in the text
+    /// exposition format (0.0.4). With [`with_otlp`](Self::with_otlp) or [`telemetry_from_env`](Self::telemetry_from_env)
+    /// the same metrics also go to the collector; without a collector (neither given, or no
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`), they are only scraped and spans are not exported (`traceparent` is still
+    /// sent). Names follow the OpenTelemetry-to-Prometheus rules: `grpc.client.attempt.duration` (unit `s`) is
+    /// `grpc_client_attempt_duration_seconds`, `grpc.client.attempt.started` is `grpc_client_attempt_started_total`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Scrape http://127.0.0.1:9901/metrics; no collector needed.
+    /// let mesh = mesh_tonic::Mesh::builder()
+    ///     .bootstrap_from_env()
+    ///     .admin_port(9901)
+    ///     .prometheus()
+    ///     .build()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prometheus(mut self) -> Self {
+        self.telemetry_settings.prometheus = true;
+        self
+    }
+
     /// How often metrics are exported (default [`DEFAULT_METRICS_INTERVAL`](crate::telemetry::DEFAULT_METRICS_INTERVAL)).
     pub fn metrics_export_interval(mut self, interval: Duration) -> Self {
         self.telemetry_settings.metrics_interval = Some(interval);
@@ -373,6 +405,7 @@ struct TelemetrySettings {
     resource_attributes: Vec<(String, String)>,
     sampling: Option<Sampling>,
     metrics_interval: Option<Duration>,
+    prometheus: bool,
 }
 
 impl TelemetrySettings {
@@ -381,6 +414,7 @@ impl TelemetrySettings {
             && self.resource_attributes.is_empty()
             && self.sampling.is_none()
             && self.metrics_interval.is_none()
+            && !self.prometheus
     }
 
     fn apply(self, mut config: TelemetryConfig) -> TelemetryConfig {
@@ -394,6 +428,7 @@ impl TelemetrySettings {
         if let Some(interval) = self.metrics_interval {
             config.metrics_interval = interval;
         }
+        config.prometheus |= self.prometheus;
         config
     }
 }
@@ -405,6 +440,8 @@ fn start_telemetry(
 ) -> Result<Option<Telemetry>, MeshError> {
     let config = match source {
         None if settings.is_empty() => return Ok(None),
+        // Metrics for Prometheus only.
+        None if settings.prometheus => TelemetryConfig::prometheus(),
         None => {
             return Err(MeshError::Conflict(
                 "telemetry settings (.service_name, .resource_attribute, .trace_sampling_ratio, \
@@ -424,6 +461,7 @@ fn start_telemetry(
         Some(TelemetrySource::Env) => {
             match TelemetryConfig::from_vars(|name| std::env::var(name).ok())? {
                 Some(config) => config,
+                None if settings.prometheus => TelemetryConfig::prometheus(),
                 None => return Ok(None),
             }
         }

@@ -17,13 +17,15 @@
 //!   and RBAC policies (gRFC A41), drains connections on Listener changes and reports serving / not-serving
 //!   (callback, watch, gRPC health). See [`server`].
 //! - [`Mesh::config_dump`] and [`Mesh::csds_service`]: what the xDS client holds (gRFC A40); [`admin`]: an admin
-//!   endpoint ([`MeshBuilder::admin`]) serving both, CSDS over gRPC and the dump as JSON (`GET /config_dump`).
+//!   endpoint ([`MeshBuilder::admin`]) serving both, CSDS over gRPC and the dump as JSON (`GET /config_dump`), and
+//!   the mesh's metrics for Prometheus (`GET /metrics`, [`MeshBuilder::prometheus`]).
 //! - Load reports (gRFC A27 LRS): for clusters whose `lrs_server` is `self`, the channels count calls per cluster
 //!   and locality (mesh-tower's `LoadRecorder`, next to any other metrics) and the xDS client reports them to the
 //!   control plane at the interval it asks for (`mesh_xds_client::lrs`).
 //! - [`telemetry`]: OpenTelemetry over OTLP ([`MeshBuilder::with_otlp`], [`MeshBuilder::telemetry_from_env`]):
 //!   gRPC's client and server metrics (gRFC A66/A78) and the mesh's counters, spans per call and per attempt, W3C
-//!   `traceparent` on every attempt, and on xDS-enabled servers a span per call continuing the caller's trace.
+//!   `traceparent` on every attempt, and on xDS-enabled servers a span per call continuing the caller's trace; the
+//!   same metrics optionally as a Prometheus scrape page ([`MeshBuilder::prometheus`]), with or without a collector.
 //! - [`testing`]: a hand-written `helloworld.Greeter` client, server and runnable replica, for demos and tests.
 //! - [`interop`]: gRPC's xDS interop test services, server and client (the `xds-interop-server` and
 //!   `xds-interop-client` binaries), so gRPC's xDS interop test cases run against this mesh.

@@ -23,11 +23,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use hyper::body::Incoming;
 use interop_driver::Client;
 use mesh_core::peer::ConnectionInfo;
 use mesh_test_support::{ChildGuard, python, script};
 use mesh_tonic::Mesh;
+use mesh_tonic::server::RequestBody;
 use mesh_tonic::testing::GreeterServer;
 use mesh_xds_client::bootstrap::{
     Bootstrap, CertificateProviderConfig, ChannelCreds, FileWatcherConfig,
@@ -110,7 +110,7 @@ async fn grpc_core_with_xds_credentials_calls_our_server_over_mutual_tls() {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let recorded = Arc::clone(&seen);
     let greeter = GreeterServer::new("ours");
-    let app = tower::service_fn(move |request: http::Request<Incoming>| {
+    let app = tower::service_fn(move |request: http::Request<RequestBody>| {
         let (mut greeter, recorded) = (greeter.clone(), Arc::clone(&recorded));
         async move {
             let id = request

@@ -1,5 +1,6 @@
 //! Load reporting (gRFC A27 LRS) end to end: calls through an `xds:///` channel to backends in two localities of a
-//! cluster with `load_reporting: true` (`lrs_server: self`), and the reports mesh-xds-server receives and records.
+//! cluster with `load_reporting: true` (`lrs_server: self`), and the reports mesh-xds-server receives and records;
+//! calls abandoned mid-attempt (dropped by the caller, cut by the deadline) end instead of staying in progress.
 
 // Fixtures fail the test that uses them by panicking, as assertions do.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -296,4 +297,58 @@ async fn calls_made_while_the_lrs_stream_is_down_are_reported_after_it_reconnect
     );
     drop(mesh);
     second.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_given_up_mid_attempt_are_not_left_in_progress() {
+    let (release, released) = watch::channel(false);
+    let served = Arc::new(Served::default());
+    let east_address = backend(Arc::clone(&served), released.clone()).await;
+    let west_address = backend(Arc::clone(&served), released.clone()).await;
+    let other_address = backend(Arc::clone(&served), released).await;
+    let xds = xds_server(
+        config(east_address, west_address, other_address),
+        "127.0.0.1:0",
+    )
+    .await;
+    let mesh = support::mesh(xds.local_addr()).await;
+    let client = GreeterClient::new(mesh.channel("xds:///greeter").unwrap());
+    let in_progress = |l: &ClusterLoad| l.localities.values().map(|l| l.in_progress).sum::<u64>();
+    let sum = |l: &ClusterLoad, count: fn(&mesh_xds_server::LocalityLoad) -> u64| {
+        l.localities.values().map(count).sum::<u64>()
+    };
+
+    // Two calls held by their backends, then dropped by their caller while their attempts are on the wire.
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move { call(&mut client, Some("x-hold")).await })
+        })
+        .collect();
+    wait_main(xds.load_reports(), |l| in_progress(l) == 2).await;
+    for call in &held {
+        call.abort();
+    }
+    for call in held {
+        assert!(call.await.unwrap_err().is_cancelled());
+    }
+    // And one cut by its own deadline.
+    let mut request = tonic::Request::new(HelloRequest {
+        name: "test".into(),
+    });
+    request.set_timeout(Duration::from_millis(200));
+    request
+        .metadata_mut()
+        .insert("x-hold", tonic::metadata::MetadataValue::from_static("1"));
+    let status = client.clone().say_hello(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+
+    // All three ended: nothing in progress, each counted once, as an error.
+    wait_main(xds.load_reports(), |l| {
+        in_progress(l) == 0 && sum(l, |l| l.issued) == 3 && sum(l, |l| l.errored) == 3
+    })
+    .await;
+    release.send_replace(true);
+    drop(mesh);
+    xds.shutdown().await.unwrap();
 }

@@ -16,8 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use mesh_core::peer::ConnectionInfo;
+use mesh_tonic::server::RequestBody;
 use mesh_tonic::{Mesh, ServingState};
 use mesh_xds_client::bootstrap::{Bootstrap, ChannelCreds};
 use mesh_xds_server::mesh::{
@@ -708,7 +708,7 @@ async fn any_tower_http_service_can_be_served() {
     let mesh = mesh(&control_plane).await;
     let (socket, name) = socket([127, 0, 60, 1]).await;
     let address = socket.local_addr().unwrap();
-    let service = tower::service_fn(|request: http::Request<Incoming>| async move {
+    let service = tower::service_fn(|request: http::Request<RequestBody>| async move {
         let peer = request
             .extensions()
             .get::<Arc<ConnectionInfo>>()

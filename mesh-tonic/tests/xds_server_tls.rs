@@ -21,10 +21,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use hyper::body::Incoming;
 use mesh_core::endpoint::EndpointAddress;
 use mesh_core::peer::ConnectionInfo;
 use mesh_core::tls::{CertificateProviderInstance, CertificateValidation};
+use mesh_tonic::server::RequestBody;
 use mesh_tonic::testing::{GreeterClient, GreeterServer};
 use mesh_tonic::{Mesh, XdsServer};
 use mesh_tower::tls::{CertificateProviders, ClientTls, describe_certificate};
@@ -145,7 +145,7 @@ fn config(address: SocketAddr, rbac: Option<Rbac>) -> MeshConfig {
 fn app(
     seen: Arc<Mutex<Vec<String>>>,
 ) -> impl tower_service::Service<
-    http::Request<Incoming>,
+    http::Request<RequestBody>,
     Response = http::Response<tonic::body::Body>,
     Error = Infallible,
     Future = impl Send,
@@ -153,7 +153,7 @@ fn app(
 + Send
 + 'static {
     let greeter = GreeterServer::new("tls");
-    tower::service_fn(move |request: http::Request<Incoming>| {
+    tower::service_fn(move |request: http::Request<RequestBody>| {
         let (mut greeter, seen) = (greeter.clone(), Arc::clone(&seen));
         async move {
             let info = request.extensions().get::<Arc<ConnectionInfo>>().cloned();

@@ -3,7 +3,9 @@
 //!
 //! An attempt is issued (and in progress) once it has an endpoint and has passed the circuit breaker; it finishes
 //! with [`Metrics::attempt_finished`]: for gRPC, successful when its status is OK (as gRPC counts), for other HTTP
-//! requests when the status is below 500 (as Envoy counts); transport failures and timeouts are errors. Requests
+//! requests when the status is below 500 (as Envoy counts); transport failures and timeouts are errors, and so is an
+//! attempt whose call was dropped by its caller or cut by its deadline while the attempt was on the wire (it ends
+//! then, as CANCELLED or DEADLINE_EXCEEDED, so that it does not stay in progress). Requests
 //! dropped by a drop overload are counted per category. Only clusters the store records (those whose load the
 //! control plane wants) are counted; for the others, each event costs one map lookup.
 //!

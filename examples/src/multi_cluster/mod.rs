@@ -13,11 +13,17 @@
 //! 4. control-plane restart: traffic is unaffected while the control plane is down; a new one starts on the same
 //!    port and the next update (canary back to 0%) applies.
 //!
+//! The client's mesh serves its admin endpoint on 127.0.0.1 with the Prometheus page (`GET /metrics`); with
+//! [`DemoOptions::with_telemetry_from_env`] (the example binary sets it) it also exports metrics and traces over
+//! OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The demo says where they go at the start, and what the page
+//! counted at the end.
+//!
 //! [`run_demo`] returns a [`DemoReport`] whose [`passed`](DemoReport::passed) says whether every check held; the
 //! `multi_cluster` example prints it and exits non-zero otherwise, and `tests/multi_cluster.rs` runs the same
 //! checks with shorter phases.
 
 mod error;
+mod observe;
 mod report;
 mod stage;
 mod topology;
@@ -60,6 +66,9 @@ pub struct DemoOptions {
     pub qps: u32,
     /// Concurrent callers.
     pub concurrency: usize,
+    /// Whether the client's mesh reads the OpenTelemetry variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, ...) to
+    /// export metrics and traces; off by default, so that tests leave the environment alone.
+    pub telemetry_from_env: bool,
 }
 
 impl Default for DemoOptions {
@@ -70,6 +79,7 @@ impl Default for DemoOptions {
             tick: Duration::from_secs(1),
             qps: 300,
             concurrency: 8,
+            telemetry_from_env: false,
         }
     }
 }
@@ -86,6 +96,13 @@ impl DemoOptions {
     #[must_use]
     pub fn with_tick(mut self, tick: Duration) -> Self {
         self.tick = tick;
+        self
+    }
+
+    /// Reads the OpenTelemetry variables for the client's telemetry (see [`DemoOptions::telemetry_from_env`]).
+    #[must_use]
+    pub fn with_telemetry_from_env(mut self) -> Self {
+        self.telemetry_from_env = true;
         self
     }
 
@@ -127,7 +144,14 @@ pub async fn run_demo(
         writeln!(out, "  {region:<8} {}", names.join(", "))?;
     }
 
-    let mesh = Mesh::builder()
+    let mut builder = Mesh::builder();
+    if options.telemetry_from_env {
+        builder = builder.telemetry_from_env();
+    }
+    let mesh = builder
+        // Metrics for Prometheus on the admin endpoint (127.0.0.1, a free port).
+        .prometheus()
+        .admin_port(0)
         .xds_server(xds_address.to_string())
         .node_id(NODE_ID)
         .locality(Locality::new(HOME, "us-east-1a", ""))
@@ -158,6 +182,7 @@ pub async fn run_demo(
         replica_of(&reply).unwrap_or("?"),
         first.elapsed()
     )?;
+    observe::announce(&mesh, options.telemetry_from_env, out)?;
     writeln!(
         out,
         "Traffic: {} calls/s from {} callers. Each line below covers {:.1?}.",
@@ -330,6 +355,7 @@ pub async fn run_demo(
     report.elapsed = started.elapsed();
     report::summary(&report, out)?;
     traffic.stop().await;
+    observe::summarize(&mesh, out).await?;
     drop(channel);
     server.shutdown().await?;
     fleet.shutdown().await;

@@ -239,7 +239,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         match mesh.telemetry() {
             Some(telemetry) => eprintln!(
                 "xds-interop-server: metrics and traces go to {} over OTLP/gRPC",
-                telemetry.config().endpoint
+                telemetry.config().endpoint.as_deref().unwrap_or("nowhere")
             ),
             None => eprintln!(
                 "xds-interop-server: telemetry off (set OTEL_EXPORTER_OTLP_ENDPOINT to export metrics and traces)"

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::peer::ConnectionInfo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use super::RequestBody;
 use super::chain;
 use super::config::{SHUT_DOWN, Shared};
 use super::route::ChainConfig;
@@ -44,7 +44,7 @@ pub(crate) struct Accepting<S> {
 
 impl<S, B> Accepting<S>
 where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+    S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>
         + Clone
         + Send
         + 'static,
@@ -120,7 +120,7 @@ async fn connection<S, B>(
     shared: Arc<Shared>,
     _alive: mpsc::Sender<()>,
 ) where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+    S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>
         + Clone
         + Send
         + 'static,
@@ -165,7 +165,7 @@ async fn serve<I, S, B>(
     drain_grace: Duration,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+    S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>
         + Clone
         + Send
         + 'static,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use super::RequestBody;
 use arc_swap::ArcSwapOption;
-use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic_health::ServingStatus;
@@ -79,7 +79,7 @@ impl ServerBuilder {
         service: S,
     ) -> Result<XdsServer, ServerError>
     where
-        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>
             + Clone
             + Send
             + 'static,
@@ -105,7 +105,7 @@ impl ServerBuilder {
         service: S,
     ) -> Result<XdsServer, ServerError>
     where
-        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>
             + Clone
             + Send
             + 'static,

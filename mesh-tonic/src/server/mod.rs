@@ -46,8 +46,12 @@
 //! The RBAC filters before the router are evaluated per request (gRFC A41, with audit events per A59); a denied call
 //! gets PERMISSION_DENIED without reaching the application.
 //!
+//! The application receives requests as `http::Request<`[`RequestBody`]`>` (hyper's body, counted for telemetry):
+//! any service generic over its request body (tonic's generated servers and `Routes`, axum) takes it as it is.
+//!
 //! When the mesh has [telemetry](crate::telemetry), every call (refused ones included) is recorded: gRFC A66's
-//! `grpc.server.call.started`, `grpc.server.call.duration` and `grpc.server.call.sent_total_compressed_message_size`,
+//! `grpc.server.call.started`, `grpc.server.call.duration`, `grpc.server.call.sent_total_compressed_message_size`
+//! and `grpc.server.call.rcvd_total_compressed_message_size` (the request's message bytes the application read),
 //! and a SERVER span whose parent is the caller's W3C `traceparent`, current while the application handles the call.
 //!
 //! A chain with a `DownstreamTlsContext` (gRFC A29) terminates TLS with certificates from the mesh's certificate
@@ -65,6 +69,7 @@
 
 mod accept;
 mod authz;
+mod body;
 mod builder;
 mod chain;
 #[cfg(test)]
@@ -84,6 +89,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use body::RequestBody;
 pub use builder::ServerBuilder;
 pub use tls::{HANDSHAKE_TIMEOUT, TlsError};
 

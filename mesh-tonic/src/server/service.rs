@@ -5,8 +5,9 @@
 //! application already answers with one, as tonic services do).
 //!
 //! With telemetry ([`crate::telemetry`]), each call is recorded from its request headers to its status: the
-//! handler is polled with the call's span as the current OpenTelemetry context, and the response body is wrapped to
-//! count message bytes and read the status in the trailers ([`TelemetryBody`]).
+//! handler is polled with the call's span as the current OpenTelemetry context, the request body counts the message
+//! bytes the handler reads ([`RequestBody`]), and the response body is wrapped to count message bytes and read the
+//! status in the trailers ([`TelemetryBody`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use mesh_tower::status::{Code, grpc_status};
 use tower::ServiceExt;
 use tower::util::Oneshot;
 
+use super::RequestBody;
 use super::route::ChainConfig;
 use crate::telemetry::{ServerCall, ServerTelemetry};
 
@@ -51,7 +53,7 @@ impl<S> ConnectionService<S> {
 
 impl<S, B> hyper::service::Service<http::Request<Incoming>> for ConnectionService<S>
 where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>> + Clone,
+    S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>> + Clone,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
@@ -79,6 +81,8 @@ where
         request
             .extensions_mut()
             .insert(Arc::clone(&self.connection));
+        let received = call.as_mut().map(ServerCall::count_received);
+        let request = request.map(|body| RequestBody::new(body, received));
         ResponseFuture {
             state: State::Called {
                 future: self.inner.clone().oneshot(request),
@@ -92,7 +96,7 @@ pin_project_lite::pin_project! {
     /// The response of [`ConnectionService`].
     pub(crate) struct ResponseFuture<S, B>
     where
-        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>,
+        S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>,
     {
         #[pin]
         state: State<S, B>,
@@ -104,16 +108,16 @@ pin_project_lite::pin_project! {
     #[project = StateProjection]
     enum State<S, B>
     where
-        S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>,
+        S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>,
     {
         Rejected { response: Option<http::Response<tonic::body::Body>> },
-        Called { #[pin] future: Oneshot<S, http::Request<Incoming>> },
+        Called { #[pin] future: Oneshot<S, http::Request<RequestBody>> },
     }
 }
 
 impl<S, B> Future for ResponseFuture<S, B>
 where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>,
+    S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {

@@ -27,14 +27,18 @@ impl Default for Sampling {
     }
 }
 
-/// Where the mesh's telemetry goes: an OTLP/gRPC collector, the resource that names this process, and the trace
-/// sampling. Start it with [`Telemetry::start`](super::Telemetry::start), or give it to
+/// Where the mesh's telemetry goes: an OTLP/gRPC collector and/or a Prometheus scrape page, the resource that names
+/// this process, and the trace sampling. Start it with [`Telemetry::start`](super::Telemetry::start), or give it to
 /// [`MeshBuilder::with_otlp`](crate::MeshBuilder::with_otlp).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TelemetryConfig {
-    /// The collector's OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`.
-    pub endpoint: String,
+    /// The collector's OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`; `None` sends nothing over OTLP (metrics
+    /// are then only on the Prometheus page, spans only carried in `traceparent`).
+    pub endpoint: Option<String>,
+    /// Whether the metrics are also kept for a Prometheus scrape ([`Telemetry::prometheus_page`](super::Telemetry::prometheus_page),
+    /// served by the admin endpoint at `GET /metrics`).
+    pub prometheus: bool,
     /// `service.name` of the resource; [`DEFAULT_SERVICE_NAME`] when `None`.
     pub service_name: Option<String>,
     /// Further resource attributes (`deployment.environment`, `cloud.region`, ...).
@@ -50,7 +54,18 @@ impl TelemetryConfig {
     #[must_use]
     pub fn otlp(endpoint: impl Into<String>) -> Self {
         Self {
-            endpoint: endpoint.into(),
+            endpoint: Some(endpoint.into()),
+            prometheus: false,
+            ..Self::prometheus()
+        }
+    }
+
+    /// Metrics for a Prometheus scrape only: no OTLP export.
+    #[must_use]
+    pub fn prometheus() -> Self {
+        Self {
+            endpoint: None,
+            prometheus: true,
             service_name: None,
             resource_attributes: Vec::new(),
             sampling: Sampling::default(),
@@ -205,7 +220,8 @@ mod tests {
         ])
         .unwrap()
         .unwrap();
-        assert_eq!(config.endpoint, "http://127.0.0.1:4317");
+        assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+        assert!(!config.prometheus);
         assert_eq!(config.service_name.as_deref(), Some("frontend"));
         assert_eq!(
             config.resource_attributes,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use mesh_core::locality::Locality;
 use mesh_tower::metrics::{
-    AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome, split_grpc_path,
+    AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome, split_grpc_path,
 };
 use mesh_tower::status::Code;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -57,6 +57,8 @@ pub(super) const SIZE_BUCKETS: [f64; 14] = [
 struct Instruments {
     attempt_started: Counter<u64>,
     attempt_duration: Histogram<f64>,
+    attempt_sent: Histogram<u64>,
+    attempt_received: Histogram<u64>,
     call_duration: Histogram<f64>,
     retries: Counter<u64>,
     retry_budget_exhausted: Counter<u64>,
@@ -82,7 +84,25 @@ impl Instruments {
                 .with_description(description)
                 .build()
         };
+        let size = |name: &'static str, description: &'static str| {
+            meter
+                .u64_histogram(name)
+                .with_unit("By")
+                .with_description(description)
+                .with_boundaries(SIZE_BUCKETS.to_vec())
+                .build()
+        };
         Self {
+            attempt_sent: size(
+                "grpc.client.attempt.sent_total_compressed_message_size",
+                "Total bytes (compressed but not encrypted) sent across all request messages (metadata excluded) \
+                 per RPC attempt; does not include grpc or transport framing bytes.",
+            ),
+            attempt_received: size(
+                "grpc.client.attempt.rcvd_total_compressed_message_size",
+                "Total bytes (compressed but not encrypted) received across all response messages (metadata \
+                 excluded) per RPC attempt; does not include grpc or transport framing bytes.",
+            ),
             attempt_started: counter(
                 "grpc.client.attempt.started",
                 "{attempt}",
@@ -185,6 +205,8 @@ struct Shared {
 /// | --- | --- | --- |
 /// | `grpc.client.attempt.started` | `{attempt}` | `grpc.method`, `grpc.target` |
 /// | `grpc.client.attempt.duration` | `s` | `grpc.method`, `grpc.target`, `grpc.status`, `grpc.lb.locality` (A78), `grpc.lb.backend_service` (A89: the leaf cluster) |
+/// | `grpc.client.attempt.sent_total_compressed_message_size` | `By` | as `grpc.client.attempt.duration` |
+/// | `grpc.client.attempt.rcvd_total_compressed_message_size` | `By` | as `grpc.client.attempt.duration` |
 /// | `grpc.client.call.duration` | `s` | `grpc.method`, `grpc.target`, `grpc.status` |
 /// | `mesh.client.retries` | `{retry}` | `grpc.target`, `grpc.lb.backend_service` |
 /// | `mesh.client.retry_budget.exhausted` | `{call}` | `grpc.target`, `grpc.lb.backend_service` |
@@ -203,8 +225,16 @@ struct Shared {
 ///
 /// An attempt's duration ends with its status: at the response headers, or, when the status comes in trailers,
 /// at the end of the call's stream. Attempts that end before an endpoint is picked (no endpoint, or refused by the
-/// circuit breaker) are counted in `grpc.client.attempt.started` but have no duration. Not here yet: the
-/// `*_compressed_message_size` histograms, server metrics, a target filter (xDS client metrics: [`OtelXdsMetrics`](super::OtelXdsMetrics)).
+/// circuit breaker) are counted in `grpc.client.attempt.started` but have no duration.
+///
+/// The message sizes (gRFC A66, size buckets 0, 1 KiB, 2 KiB, 4 KiB, 16 KiB, ... 4 GiB) are the payload bytes of
+/// the attempt's gRPC messages as they cross the wire: compressed when the message is, without the 5-byte message
+/// prefixes, headers or HTTP/2 framing. They are recorded for gRPC attempts only; an attempt that ends at its
+/// response headers (a trailers-only status, a transport failure, a retry) received 0 bytes, and sent what the
+/// connection had sent of its request by then.
+///
+/// Not here yet: a target filter. Server metrics: `ServerTelemetry`; xDS client metrics:
+/// [`OtelXdsMetrics`](super::OtelXdsMetrics).
 #[derive(Clone)]
 pub struct OtelMetrics {
     shared: Arc<Shared>,
@@ -295,6 +325,16 @@ fn status(outcome: Option<Outcome>, grpc: bool) -> KeyValue {
     }
 }
 
+/// gRFC A66's per-attempt message sizes, when the request path measured them.
+fn record_sizes(instruments: &Instruments, end: &AttemptEnd, attributes: &[KeyValue]) {
+    if let Some(sent) = end.sent_message_bytes {
+        instruments.attempt_sent.record(sent, attributes);
+    }
+    if let Some(received) = end.received_message_bytes {
+        instruments.attempt_received.record(received, attributes);
+    }
+}
+
 impl Metrics for OtelMetrics {
     fn for_target(&self, target: &str) -> Option<Arc<dyn Metrics>> {
         Some(Arc::new(Self {
@@ -330,16 +370,26 @@ impl Metrics for OtelMetrics {
         outcome: Option<Outcome>,
         duration: Duration,
     ) {
-        self.shared.instruments.attempt_duration.record(
-            duration.as_secs_f64(),
-            &[
-                self.method(labels.method, labels.grpc),
-                self.target.clone(),
-                status(outcome, labels.grpc),
-                self.locality(labels.locality),
-                self.cluster(labels.cluster),
-            ],
-        );
+        self.attempt_ended(labels, &AttemptEnd::new(outcome, duration));
+    }
+
+    fn attempt_ended(&self, labels: &AttemptLabels<'_>, end: &AttemptEnd) {
+        let instruments = &self.shared.instruments;
+        let attributes = [
+            self.method(labels.method, labels.grpc),
+            self.target.clone(),
+            status(end.outcome, labels.grpc),
+            self.locality(labels.locality),
+            self.cluster(labels.cluster),
+        ];
+        instruments
+            .attempt_duration
+            .record(end.duration.as_secs_f64(), &attributes);
+        record_sizes(instruments, end, &attributes);
+    }
+
+    fn records_message_sizes(&self) -> bool {
+        true
     }
 
     fn retry(&self, cluster: &str) {

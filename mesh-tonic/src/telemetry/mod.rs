@@ -2,7 +2,10 @@
 //! through `tracing-opentelemetry`, and W3C Trace Context on every attempt.
 //!
 //! A [`Telemetry`] owns an OTLP/gRPC metrics pipeline and trace pipeline (opentelemetry-otlp over tonic) for one
-//! [`TelemetryConfig`] (collector endpoint, `service.name` and resource attributes, sampling). Hand it to the mesh
+//! [`TelemetryConfig`] (collector endpoint, `service.name` and resource attributes, sampling), and, when asked, a
+//! Prometheus scrape page of the same metrics ([`Telemetry::prometheus_page`], served by the admin endpoint at
+//! `GET /metrics`; enable it with [`MeshBuilder::prometheus`](crate::MeshBuilder::prometheus), with or without a
+//! collector). Hand it to the mesh
 //! with [`MeshBuilder::telemetry`](crate::MeshBuilder::telemetry), or let the builder make one
 //! ([`MeshBuilder::with_otlp`](crate::MeshBuilder::with_otlp),
 //! [`MeshBuilder::telemetry_from_env`](crate::MeshBuilder::telemetry_from_env)); then:
@@ -40,12 +43,12 @@
 //! # }
 //! ```
 //!
-//! Not here yet: gRFC A66's client message-size histograms and the server's received-size histogram, A78's
-//! `grpc.xds_client.resources` gauge, a Prometheus endpoint. The OTLP exporter itself (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, compression); the
+//! Not here yet: A78's `grpc.xds_client.resources` gauge. The OTLP exporter itself (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, compression); the
 //! endpoint given here takes precedence over its endpoint variables.
 
 mod config;
 mod metrics;
+mod prometheus;
 mod propagation;
 mod server;
 mod xds;
@@ -69,6 +72,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 pub use config::{DEFAULT_METRICS_INTERVAL, DEFAULT_SERVICE_NAME, Sampling, TelemetryConfig};
 pub use metrics::{DEFAULT_MAX_METHODS, OtelMetrics};
+pub use prometheus::{PROMETHEUS_CONTENT_TYPE, PROMETHEUS_PATH};
 pub use propagation::W3cPropagator;
 pub(crate) use server::{ServerCall, ServerTelemetry};
 pub use xds::OtelXdsMetrics;
@@ -125,6 +129,7 @@ struct Inner {
     metrics: OtelMetrics,
     xds_metrics: OtelXdsMetrics,
     server: Arc<ServerTelemetry>,
+    prometheus: Option<prometheus::PrometheusReader>,
 }
 
 /// The mesh's OpenTelemetry pipelines; see the [module docs](self). Cheap to clone; clones share the pipelines.
@@ -137,7 +142,8 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Starts OTLP/gRPC exporters to `config.endpoint` (they connect lazily: an unreachable collector costs the
-    /// request path nothing; exports fail and are retried at the next interval).
+    /// request path nothing; exports fail and are retried at the next interval), and the Prometheus reader when
+    /// `config.prometheus` is set.
     ///
     /// # Errors
     /// [`TelemetryError::NoRuntime`] outside a tokio runtime, [`TelemetryError::Exporter`] when an exporter
@@ -160,36 +166,41 @@ impl Telemetry {
                     .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
             )
             .build();
-        let exporter_error = |signal| {
-            move |source| TelemetryError::Exporter {
-                signal,
-                endpoint: config.endpoint.clone(),
-                source,
-            }
-        };
-        let spans = SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.endpoint.clone())
-            .build()
-            .map_err(exporter_error("traces"))?;
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_batch_exporter(spans)
+        let mut tracer_provider = SdkTracerProvider::builder()
             .with_sampler(sampler(config.sampling))
-            .with_resource(resource.clone())
-            .build();
-        let metrics = MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.endpoint.clone())
-            .build()
-            .map_err(exporter_error("metrics"))?;
-        let meter_provider = SdkMeterProvider::builder()
-            .with_reader(
+            .with_resource(resource.clone());
+        let mut meter_provider = SdkMeterProvider::builder().with_resource(resource);
+        if let Some(endpoint) = &config.endpoint {
+            let exporter_error = |signal| {
+                move |source| TelemetryError::Exporter {
+                    signal,
+                    endpoint: endpoint.clone(),
+                    source,
+                }
+            };
+            let spans = SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(exporter_error("traces"))?;
+            tracer_provider = tracer_provider.with_batch_exporter(spans);
+            let metrics = MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(exporter_error("metrics"))?;
+            meter_provider = meter_provider.with_reader(
                 PeriodicReader::builder(metrics)
                     .with_interval(config.metrics_interval)
                     .build(),
-            )
-            .with_resource(resource)
-            .build();
+            );
+        }
+        let prometheus = config.prometheus.then(prometheus::PrometheusReader::new);
+        if let Some(reader) = &prometheus {
+            meter_provider = meter_provider.with_reader(reader.clone());
+        }
+        let tracer_provider = tracer_provider.build();
+        let meter_provider = meter_provider.build();
         let meter = meter_provider.meter_with_scope(scope());
         let server = Arc::new(ServerTelemetry::new(
             &meter,
@@ -203,8 +214,20 @@ impl Telemetry {
                 xds_metrics: OtelXdsMetrics::new(&meter),
                 tracer_provider,
                 meter_provider,
+                prometheus,
             }),
         })
+    }
+
+    /// The current metrics as a Prometheus scrape page (text exposition format 0.0.4,
+    /// [`PROMETHEUS_CONTENT_TYPE`]); `None` unless the configuration asked for it
+    /// (the `prometheus` field of [`TelemetryConfig`]) or after [`shutdown`](Self::shutdown). See `prometheus.rs` for the naming.
+    #[must_use]
+    pub fn prometheus_page(&self) -> Option<String> {
+        self.inner
+            .prometheus
+            .as_ref()
+            .and_then(|reader| reader.render().ok())
     }
 
     /// The configuration this telemetry was started with.

@@ -7,6 +7,7 @@
 //! | `grpc.server.call.started` | `{call}` | `grpc.method` |
 //! | `grpc.server.call.duration` | `s` | `grpc.method`, `grpc.status` |
 //! | `grpc.server.call.sent_total_compressed_message_size` | `By` | `grpc.method`, `grpc.status` |
+//! | `grpc.server.call.rcvd_total_compressed_message_size` | `By` | `grpc.method`, `grpc.status` |
 //!
 //! A call starts when its request headers arrive and ends when its status goes out (trailers, or a trailers-only
 //! response), or when the client goes away (CANCELLED). Calls the server refuses before the application (routing
@@ -17,15 +18,19 @@
 //! While the application's service is polled, the span's OpenTelemetry context is the current one, so spans the
 //! handler opens (with `tracing` and the telemetry's layer, or the OpenTelemetry API) are its children.
 //!
-//! Not here yet: `grpc.server.call.rcvd_total_compressed_message_size` (the application's service takes hyper's
-//! `Incoming` body as it is, so the server does not see the request's bytes).
+//! The sizes are gRFC A66's: the payload bytes of the gRPC messages (compressed when the message is; 5-byte message
+//! prefixes, metadata and HTTP/2 framing excluded), counted as the response body is sent and as the application
+//! reads the request body ([`RequestBody`](crate::server::RequestBody)); a call refused before the application
+//! received 0 bytes.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::HeaderMap;
 use mesh_core::peer::ConnectionInfo;
-use mesh_tower::metrics::split_grpc_path;
+use mesh_tower::metrics::{
+    GrpcMessageBytes, MessageBytesCounter, MessageBytesTotal, split_grpc_path,
+};
 use mesh_tower::status::Code;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -45,6 +50,7 @@ pub(crate) struct ServerTelemetry {
     started: Counter<u64>,
     duration: Histogram<f64>,
     sent: Histogram<u64>,
+    received: Histogram<u64>,
     methods: LabelCache<Box<str>>,
     max_methods: usize,
     tracer: Tracer,
@@ -72,6 +78,15 @@ impl ServerTelemetry {
                 .with_unit("By")
                 .with_description(
                     "Total bytes (compressed but not encrypted) sent across all response messages (metadata \
+                     excluded) per RPC; does not include gRPC or transport framing bytes.",
+                )
+                .with_boundaries(SIZE_BUCKETS.to_vec())
+                .build(),
+            received: meter
+                .u64_histogram("grpc.server.call.rcvd_total_compressed_message_size")
+                .with_unit("By")
+                .with_description(
+                    "Total bytes (compressed but not encrypted) received across all request messages (metadata \
                      excluded) per RPC; does not include gRPC or transport framing bytes.",
                 )
                 .with_boundaries(SIZE_BUCKETS.to_vec())
@@ -129,7 +144,8 @@ impl ServerTelemetry {
             method,
             started: Instant::now(),
             context: parent.with_span(span),
-            sent: MessageBytes::default(),
+            sent: GrpcMessageBytes::default(),
+            received: None,
             finished: false,
         }
     }
@@ -147,7 +163,9 @@ pub(crate) struct ServerCall {
     method: KeyValue,
     started: Instant,
     context: Context,
-    sent: MessageBytes,
+    sent: GrpcMessageBytes,
+    /// The request's message bytes, counted by the request body the application reads.
+    received: Option<MessageBytesTotal>,
     finished: bool,
 }
 
@@ -155,6 +173,13 @@ impl ServerCall {
     /// The OpenTelemetry context holding the call's span (to make it current while the handler runs).
     pub(crate) fn context(&self) -> &Context {
         &self.context
+    }
+
+    /// The counter for the request body's message bytes (one per call).
+    pub(crate) fn count_received(&mut self) -> MessageBytesCounter {
+        let (counter, total) = MessageBytesCounter::new();
+        self.received = Some(total);
+        counter
     }
 
     /// Counts response body bytes.
@@ -172,7 +197,11 @@ impl ServerCall {
         telemetry
             .duration
             .record(self.started.elapsed().as_secs_f64(), &labels);
-        telemetry.sent.record(self.sent.payload, &labels);
+        telemetry.sent.record(self.sent.total(), &labels);
+        telemetry.received.record(
+            self.received.as_ref().map_or(0, MessageBytesTotal::get),
+            &labels,
+        );
         let span = self.context.span();
         span.set_attribute(KeyValue::new(
             "rpc.grpc.status_code",
@@ -200,49 +229,6 @@ impl Drop for ServerCall {
     }
 }
 
-/// The payload bytes of gRPC messages in a byte stream: each message is a 5-byte prefix (compressed flag, length)
-/// and its payload; gRFC A66 counts payloads only.
-#[derive(Debug, Default)]
-struct MessageBytes {
-    /// Prefix bytes still expected before the next payload (0 when in a payload).
-    prefix_seen: usize,
-    prefix: [u8; 5],
-    /// Payload bytes still expected in the current message.
-    payload_left: u64,
-    payload: u64,
-}
-
-impl MessageBytes {
-    fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.payload_left > 0 {
-                let take = usize::try_from(self.payload_left)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                self.payload_left -= take as u64;
-                self.payload += take as u64;
-                data = data.get(take..).unwrap_or_default();
-                continue;
-            }
-            let take = (5 - self.prefix_seen).min(data.len());
-            if let (Some(to), Some(from)) = (
-                self.prefix
-                    .get_mut(self.prefix_seen..self.prefix_seen + take),
-                data.get(..take),
-            ) {
-                to.copy_from_slice(from);
-            }
-            self.prefix_seen += take;
-            data = data.get(take..).unwrap_or_default();
-            if self.prefix_seen == 5 {
-                self.prefix_seen = 0;
-                let [_, a, b, c, d] = self.prefix;
-                self.payload_left = u64::from(u32::from_be_bytes([a, b, c, d]));
-            }
-        }
-    }
-}
-
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
@@ -252,29 +238,5 @@ impl Extractor for HeaderExtractor<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(http::HeaderName::as_str).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_payloads_are_counted_without_their_prefixes_across_chunks() {
-        let mut stream = vec![0, 0, 0, 0, 3, b'a', b'b', b'c'];
-        stream.extend([1, 0, 0, 0, 0]);
-        stream.extend([0, 0, 0, 0, 2, b'x', b'y']);
-        for split in 0..stream.len() {
-            let mut bytes = MessageBytes::default();
-            let (a, b) = stream.split_at(split);
-            bytes.feed(a);
-            bytes.feed(b);
-            assert_eq!(bytes.payload, 5, "split at {split}");
-        }
-        let mut one_by_one = MessageBytes::default();
-        for byte in &stream {
-            one_by_one.feed(std::slice::from_ref(byte));
-        }
-        assert_eq!(one_by_one.payload, 5);
     }
 }

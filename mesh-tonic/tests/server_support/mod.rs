@@ -42,7 +42,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::util::pack_any;
-use hyper::body::Incoming;
+use mesh_tonic::server::RequestBody;
 use mesh_core::peer::ConnectionInfo;
 use mesh_tonic::testing::{GreeterClient, GreeterServer, HelloReply, HelloRequest};
 use mesh_tonic::{Mesh, ServingState, XdsServer};
@@ -107,7 +107,7 @@ impl AppControl {
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl tower_service::Service<http::Request<Incoming>> for App {
+impl tower_service::Service<http::Request<RequestBody>> for App {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = BoxFuture<Result<Self::Response, Infallible>>;
@@ -116,7 +116,7 @@ impl tower_service::Service<http::Request<Incoming>> for App {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<Incoming>) -> Self::Future {
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
         let app = self.clone();
         Box::pin(async move {
             let Some(info) = request.extensions().get::<Arc<ConnectionInfo>>().cloned() else {

@@ -20,6 +20,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
+use crate::metrics::{MessageBytesCounter, MessageBytesTotal};
+
 pub(crate) use replay::ReplayBody;
 pub use response::ResponseBody;
 pub(crate) use response::{CallGuard, PendingAttempt, record_status};
@@ -80,9 +82,16 @@ fn whole(mut body: Full<Bytes>) -> Bytes {
     }
 }
 
-/// The body sent to an endpoint: the caller's body as is, or a replay of it.
+/// The body sent to an endpoint: the caller's body as is, or a replay of it; counting its gRPC message bytes when
+/// metrics want gRFC A66's sizes ([`count_sent`](Self::count_sent)).
 #[derive(Debug)]
-pub(crate) enum UpstreamBody {
+pub(crate) struct UpstreamBody {
+    source: Upstream,
+    sent: Option<MessageBytesCounter>,
+}
+
+#[derive(Debug)]
+enum Upstream {
     /// Not retried: the caller's body.
     Direct(BoxBody),
     /// Retryable: a cursor over the shared replay buffer.
@@ -90,6 +99,39 @@ pub(crate) enum UpstreamBody {
     /// Retryable: a body that was whole before the first attempt (a unary message), sent from its bytes. `None`
     /// once sent.
     Complete(Option<Bytes>),
+}
+
+impl UpstreamBody {
+    /// The caller's body, not retried.
+    pub(crate) const fn direct(body: BoxBody) -> Self {
+        Self {
+            source: Upstream::Direct(body),
+            sent: None,
+        }
+    }
+
+    /// A cursor over a replay buffer.
+    pub(crate) const fn replay(body: ReplayBody) -> Self {
+        Self {
+            source: Upstream::Replay(body),
+            sent: None,
+        }
+    }
+
+    /// Bytes whole before the first attempt (`None` for no body).
+    pub(crate) const fn complete(data: Option<Bytes>) -> Self {
+        Self {
+            source: Upstream::Complete(data),
+            sent: None,
+        }
+    }
+
+    /// Counts the gRPC message bytes of the data frames sent from now on; the handle reads the count.
+    pub(crate) fn count_sent(&mut self) -> MessageBytesTotal {
+        let (counter, handle) = MessageBytesCounter::new();
+        self.sent = Some(counter);
+        handle
+    }
 }
 
 impl Body for UpstreamBody {
@@ -100,26 +142,33 @@ impl Body for UpstreamBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            Self::Direct(body) => Pin::new(body).poll_frame(cx),
-            Self::Replay(body) => Pin::new(body).poll_frame(cx),
-            Self::Complete(data) => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+        let this = self.get_mut();
+        let frame = match &mut this.source {
+            Upstream::Direct(body) => Pin::new(body).poll_frame(cx),
+            Upstream::Replay(body) => Pin::new(body).poll_frame(cx),
+            Upstream::Complete(data) => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+        };
+        if let (Some(counter), Poll::Ready(Some(Ok(frame)))) = (&mut this.sent, &frame)
+            && let Some(data) = frame.data_ref()
+        {
+            counter.feed(data);
         }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Direct(body) => body.is_end_stream(),
-            Self::Replay(body) => body.is_end_stream(),
-            Self::Complete(data) => data.is_none(),
+        match &self.source {
+            Upstream::Direct(body) => body.is_end_stream(),
+            Upstream::Replay(body) => body.is_end_stream(),
+            Upstream::Complete(data) => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Direct(body) => body.size_hint(),
-            Self::Replay(body) => body.size_hint(),
-            Self::Complete(data) => SizeHint::with_exact(
+        match &self.source {
+            Upstream::Direct(body) => body.size_hint(),
+            Upstream::Replay(body) => body.size_hint(),
+            Upstream::Complete(data) => SizeHint::with_exact(
                 data.as_ref()
                     .map_or(0, |data| u64::try_from(data.len()).unwrap_or(u64::MAX)),
             ),

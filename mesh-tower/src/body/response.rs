@@ -24,7 +24,9 @@ use super::BoxError;
 use crate::cluster::OutcomeRecorder;
 use crate::error::MeshError;
 use crate::lb::{Permit, RequestGuard};
-use crate::metrics::{AttemptLabels, CallLabels, Metrics, Outcome};
+use crate::metrics::{
+    AttemptEnd, AttemptLabels, CallLabels, GrpcMessageBytes, MessageBytesTotal, Metrics, Outcome,
+};
 use crate::status::{self, Code};
 
 /// The last attempt when its gRPC status is still to come (in trailers): its metrics and span are completed when
@@ -37,6 +39,10 @@ pub(crate) struct PendingAttempt {
     pub(crate) number: u32,
     pub(crate) started: Instant,
     pub(crate) span: tracing::Span,
+    /// The request's message bytes (gRFC A66), when measured.
+    pub(crate) sent: Option<MessageBytesTotal>,
+    /// The response's message bytes, counted as the stream passes, when measured.
+    pub(crate) received: Option<GrpcMessageBytes>,
 }
 
 /// The end-of-call bookkeeping of one request: released when the response stream ends or is dropped.
@@ -89,11 +95,15 @@ impl CallGuard {
                 method,
                 grpc: self.grpc,
             };
-            self.metrics.attempt_finished(
-                &labels,
+            let end = AttemptEnd::new(
                 Some(Outcome::new(self.http_status, grpc_status)),
                 attempt.started.elapsed(),
+            )
+            .with_message_bytes(
+                attempt.sent.as_ref().map(MessageBytesTotal::get),
+                attempt.received.as_ref().map(GrpcMessageBytes::total),
             );
+            self.metrics.attempt_ended(&labels, &end);
         }
         record_status(&self.span, grpc_status);
         self.span = tracing::Span::none();
@@ -256,7 +266,15 @@ impl Body for ResponseBody {
                         Poll::Ready(Some(Err(Box::new(error))))
                     }
                     Poll::Ready(Some(Ok(frame))) => {
-                        if let Some(trailers) = frame.trailers_ref() {
+                        if let Some(data) = frame.data_ref() {
+                            if let Some(received) = guard
+                                .as_mut()
+                                .and_then(|guard| guard.attempt.as_mut())
+                                .and_then(|attempt| attempt.received.as_mut())
+                            {
+                                received.feed(data);
+                            }
+                        } else if let Some(trailers) = frame.trailers_ref() {
                             let code = status::grpc_status(trailers);
                             if let Some(guard) = guard.as_mut() {
                                 guard.finish(code);

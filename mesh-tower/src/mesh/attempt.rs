@@ -11,12 +11,16 @@ use mesh_core::route::RetryOn;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::issued::IssuedAttempt;
 use crate::body::{PendingAttempt, UpstreamBody, record_status};
 use crate::cluster::{LeafCluster, OutcomeRecorder, PickContext, PickError, PickerTable};
 use crate::endpoint::{Endpoint, Outstanding};
 use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
-use crate::metrics::{AttemptLabels, AttemptStart, Metrics, Outcome, split_grpc_path};
+use crate::metrics::{
+    AttemptEnd, AttemptLabels, AttemptStart, GrpcMessageBytes, MessageBytesTotal, Metrics, Outcome,
+    split_grpc_path,
+};
 use crate::retry;
 use crate::status::{self, Code};
 
@@ -31,6 +35,8 @@ pub(super) struct AttemptSpec<'a> {
     pub(super) metrics: &'a dyn Metrics,
     /// The request's path.
     pub(super) method: &'a str,
+    /// The call's deadline, for an attempt cut by it.
+    pub(super) deadline: Option<Instant>,
 }
 
 /// What an attempt holds until its response stream ends.
@@ -173,9 +179,26 @@ pub(super) async fn run(
     if let Some(propagator) = &leaf.runtime().options.propagator {
         propagator.inject(&span, request.headers_mut());
     }
+    // gRFC A66: the request's message bytes are counted as the connection sends them.
+    let sent_bytes = (spec.grpc && spec.metrics.records_message_sizes())
+        .then(|| request.body_mut().count_sent());
     spec.metrics.attempt_issued(leaf.name(), locality);
     let outstanding = Arc::clone(endpoint).start_request();
     let endpoint = outstanding.endpoint();
+    let issued = IssuedAttempt::new(
+        spec.metrics,
+        AttemptLabels {
+            cluster: leaf.name(),
+            locality,
+            endpoint: endpoint.label(),
+            attempt: spec.number,
+            method: spec.method,
+            grpc: spec.grpc,
+        },
+        started,
+        spec.deadline,
+        sent_bytes,
+    );
     // As for the request's span: no wrapper when nothing listens. Each arm makes the send future where it is
     // awaited: one first held in a variable keeps that variable's space in this state machine as well.
     let traced = !span.is_disabled();
@@ -204,17 +227,14 @@ pub(super) async fn run(
         }
         (None, false) => send(endpoint, leaf.name(), request, ready, pending).await,
     };
+    let (labels, sent_bytes) = issued.sent();
     let finished = Instant::now();
     let elapsed = finished.saturating_duration_since(started);
     let record = |outcome| OutcomeRecorder::record_now(leaf, &table.list, picked.slot, outcome);
-    let labels = AttemptLabels {
-        cluster: leaf.name(),
-        locality,
-        endpoint: endpoint.label(),
-        attempt: spec.number,
-        method: spec.method,
-        grpc: spec.grpc,
-    };
+    // Sizes of an attempt that ends here: what was sent so far, nothing received (no response body was read).
+    let sent = sent_bytes.as_ref().map(MessageBytesTotal::get);
+    let ended =
+        |outcome| AttemptEnd::new(outcome, elapsed).with_message_bytes(sent, sent.map(|_| 0));
     let mut held = Held {
         permit: Some(permit),
         outstanding: None,
@@ -251,14 +271,13 @@ pub(super) async fn run(
                         number: spec.number,
                         started,
                         span: span.clone(),
+                        received: sent_bytes.is_some().then(GrpcMessageBytes::default),
+                        sent: sent_bytes,
                     });
                 }
             } else {
-                spec.metrics.attempt_finished(
-                    &labels,
-                    Some(Outcome::new(http_status, code)),
-                    elapsed,
-                );
+                spec.metrics
+                    .attempt_ended(&labels, &ended(Some(Outcome::new(http_status, code))));
             }
             // gRFC A50 / Envoy: the outcome is known now unless a gRPC status is still to come in trailers.
             match (spec.grpc, http_status, code) {
@@ -279,7 +298,7 @@ pub(super) async fn run(
             endpoint.observe(elapsed, true, finished.into_std());
             span.record("status", tracing::field::display(error));
             span.record("otel.status_code", "error");
-            spec.metrics.attempt_finished(&labels, None, elapsed);
+            spec.metrics.attempt_ended(&labels, &ended(None));
             record(OutlierOutcome::connect_failure());
             match error {
                 MeshError::AttemptTimeout { .. } => {

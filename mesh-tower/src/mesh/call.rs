@@ -195,10 +195,10 @@ enum Source {
 impl Source {
     fn next(&mut self) -> UpstreamBody {
         match self {
-            Self::Once(body) => body.take().unwrap_or(UpstreamBody::Complete(None)),
-            Self::Replay(body) => UpstreamBody::Replay(body.replay()),
+            Self::Once(body) => body.take().unwrap_or(UpstreamBody::complete(None)),
+            Self::Replay(body) => UpstreamBody::replay(body.replay()),
             Self::Complete(data) => {
-                UpstreamBody::Complete(Some(data.clone()).filter(|data| !data.is_empty()))
+                UpstreamBody::complete(Some(data.clone()).filter(|data| !data.is_empty()))
             }
         }
     }
@@ -265,10 +265,10 @@ impl Exchange<'_> {
                 }
             }
             // Not retried (no policy, or more than the policy buffers): sent once.
-            (CallerBody::Whole(data), _) => Source::Once(Some(UpstreamBody::Complete(
+            (CallerBody::Whole(data), _) => Source::Once(Some(UpstreamBody::complete(
                 Some(data).filter(|data| !data.is_empty()),
             ))),
-            (CallerBody::Streaming(body), _) => Source::Once(Some(UpstreamBody::Direct(body))),
+            (CallerBody::Streaming(body), _) => Source::Once(Some(UpstreamBody::direct(body))),
         };
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
         let mut budget: Option<RequestGuard> = None;
@@ -301,6 +301,7 @@ impl Exchange<'_> {
                 per_try_timeout: policy.and_then(|p| p.per_try_timeout),
                 metrics,
                 method: self.method,
+                deadline: self.deadline.map(|(at, _)| at),
             };
             let attempt = attempt::run(leaf, &table, &spec, request, rng).await;
             if let Some(policy) =

@@ -10,6 +10,7 @@
 
 mod attempt;
 mod call;
+mod issued;
 mod request;
 mod response;
 mod state;

@@ -80,7 +80,7 @@ mod tests {
     use crate::body::box_body;
 
     fn body() -> UpstreamBody {
-        UpstreamBody::Direct(box_body(Empty::new()))
+        UpstreamBody::direct(box_body(Empty::new()))
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mesh_core::locality::Locality;
 
-use super::{AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome};
+use super::{AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome};
 
 /// Sends every event to each of its [`Metrics`], in order. [`Metrics::for_target`] is asked of each; the result
 /// fans out to their per-target metrics.
@@ -92,6 +92,18 @@ impl Metrics for FanOut {
         for m in &self.receivers {
             m.attempt_finished(labels, outcome, duration);
         }
+    }
+
+    fn attempt_ended(&self, labels: &AttemptLabels<'_>, end: &AttemptEnd) {
+        for m in &self.receivers {
+            m.attempt_ended(labels, end);
+        }
+    }
+
+    fn records_message_sizes(&self) -> bool {
+        self.receivers
+            .iter()
+            .any(|metrics| metrics.records_message_sizes())
     }
 
     fn attempt_issued(&self, cluster: &str, locality: &Locality) {
