@@ -7,15 +7,14 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use mesh_tower::{BoxError, MeshService, ResponseBody, ResponseFuture};
-use tokio::task::AbortHandle;
 use tower_service::Service;
 
 /// A channel to one target: routing, balancing, retries and connections by the target's configuration (from xDS,
 /// DNS or a static list), through [`mesh_tower::MeshService`].
 ///
 /// Cheap to clone; clones, and every channel the same [`Mesh`](crate::Mesh) made for the same target, share one
-/// request path (connections, balancer state, circuit breakers). When the last of them is dropped, the target's
-/// configuration source (its xDS watch or DNS resolver) stops.
+/// request path (connections, balancer state, circuit breakers). When the last of them is dropped and the last of
+/// their calls has ended, the target's configuration source (its xDS watch or DNS resolver) stops.
 ///
 /// It is a `tower::Service<http::Request<B>>` for any body `B` whose data is [`Bytes`], so it serves both tonic
 /// clients (`GreeterClient::new(channel)`, `B = tonic::body::Body`) and plain HTTP callers (see
@@ -32,16 +31,6 @@ pub struct Channel {
 pub(crate) struct ChannelShared {
     pub(crate) service: MeshService,
     pub(crate) target: Arc<str>,
-    /// The task feeding the service (xDS gate or DNS resolver), stopped with the last channel.
-    pub(crate) feeder: Option<AbortHandle>,
-}
-
-impl Drop for ChannelShared {
-    fn drop(&mut self) {
-        if let Some(feeder) = &self.feeder {
-            feeder.abort();
-        }
-    }
 }
 
 impl Channel {

@@ -12,7 +12,9 @@
 //! it (gRFC A88).
 //!
 //! The gate runs as a task between the source (an xDS [`TargetWatcher`](mesh_xds_client::client::TargetWatcher) or
-//! a DNS resolver) and the [`MeshService`](mesh_tower::MeshService), and ends when the source ends.
+//! a DNS resolver) and the [`MeshService`](mesh_tower::MeshService), and ends when the source ends or when nothing
+//! receives its updates any more: the service, every channel on it and every call still waiting are gone. A call
+//! that outlives its channel (`channel.oneshot(request)`) so keeps its configuration coming.
 
 use std::fmt;
 use std::sync::Arc;
@@ -58,6 +60,7 @@ pub(crate) async fn run<E, K>(
         }
         if !settled {
             tokio::select! {
+                () = downstream.closed() => return,
                 changed = upstream.changed() => {
                     if changed.is_err() {
                         return;
@@ -79,8 +82,13 @@ pub(crate) async fn run<E, K>(
                 }
             }
         }
-        if upstream.changed().await.is_err() {
-            return;
+        tokio::select! {
+            () = downstream.closed() => return,
+            changed = upstream.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
         }
     }
 }

@@ -141,7 +141,6 @@ impl Mesh {
         Ok(Channel::from_shared(Arc::new(ChannelShared {
             service,
             target: label.into(),
-            feeder: None,
         })))
     }
 
@@ -185,7 +184,7 @@ impl Mesh {
         let _runtime = inner.runtime.enter();
         let options = inner.options.clone().for_target(&label);
         let (downstream, source) = watch::channel(None);
-        let feeder = match target {
+        match target {
             Target::Xds { authority, name } => {
                 let client = inner
                     .xds
@@ -209,7 +208,7 @@ impl Mesh {
                     Arc::clone(&label),
                     inner.wait_for_ready,
                     watcher,
-                ))
+                ));
             }
             Target::Dns { host, port } => {
                 if let Some(ip) = target.ip_literal() {
@@ -218,7 +217,6 @@ impl Mesh {
                     return Ok(ChannelShared {
                         service,
                         target: label,
-                        feeder: None,
                     });
                 }
                 let (resolved, upstream) = watch::channel(None);
@@ -235,14 +233,13 @@ impl Mesh {
                     Arc::clone(&label),
                     inner.wait_for_ready,
                     (),
-                ))
+                ));
             }
-        };
+        }
         let service = MeshService::from_source(source, options);
         Ok(ChannelShared {
             service,
             target: label,
-            feeder: Some(feeder.abort_handle()),
         })
     }
 }

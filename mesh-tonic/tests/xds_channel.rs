@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mesh_tonic::Mesh;
-use mesh_tonic::testing::GreeterClient;
+use mesh_tonic::testing::{GreeterClient, HelloRequest};
 use mesh_tower::metrics::Metrics;
-use mesh_xds_server::XdsServer;
 use mesh_xds_server::mesh::{Cluster, MeshConfig, Route, Service, WeightedCluster};
+use mesh_xds_server::{XdsServer, type_url};
 use support::{
     Load, NODE, RetryCounts, backend, call, call_until, greeter_to, locality, mesh, options,
     single_cluster, tally, wait_for_routes, xds_server,
@@ -238,6 +238,73 @@ async fn a_call_made_before_the_target_exists_waits_and_succeeds() {
 
     assert_eq!(pending.await.unwrap().unwrap(), "late");
     assert!(started.elapsed() < Duration::from_secs(5));
+    server.shutdown().await.unwrap();
+    replica.shutdown().await.unwrap();
+}
+
+/// `tower::ServiceExt::oneshot` hands the channel to the call and drops it once the call is issued: the call, still
+/// waiting for the target's first configuration, must keep the target's watch alive until it is answered; once the
+/// call and the channel are gone, the watch is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_outlives_its_channel_still_gets_the_configuration_then_the_watch_ends() {
+    use http_body_util::BodyExt;
+    use prost::Message;
+    use tower::ServiceExt;
+
+    let replica = backend([127, 0, 8, 3], "oneshot").await;
+    let server = xds_server(MeshConfig::new()).await;
+    let mesh = mesh(server.local_addr()).await;
+    let subscribed = |server: &XdsServer| {
+        server.clients().iter().any(|client| {
+            client
+                .type_status(type_url::LISTENER)
+                .is_some_and(|status| status.subscribed.contains("greeter"))
+        })
+    };
+
+    let message = HelloRequest {
+        name: "test".into(),
+    }
+    .encode_to_vec();
+    let mut body = vec![0];
+    body.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(&message);
+    let request = http::Request::post("http://greeter/helloworld.Greeter/SayHello")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let pending = tokio::spawn(mesh.channel("xds:///greeter").unwrap().oneshot(request));
+    tokio::time::timeout(
+        support::PATIENCE,
+        server.wait_for_clients(|_| subscribed(&server)),
+    )
+    .await
+    .unwrap();
+    assert!(!pending.is_finished());
+    server
+        .set_config(
+            None,
+            &single_cluster(vec![locality("east", 0, &[&replica])]),
+        )
+        .unwrap();
+
+    let response = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the call got no configuration after its channel was dropped")
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.headers()["hostname"], "oneshot");
+    let collected = response.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+
+    // Nothing holds the target now: its xDS subscription goes.
+    tokio::time::timeout(
+        support::PATIENCE,
+        server.wait_for_clients(|_| !subscribed(&server)),
+    )
+    .await
+    .expect("the listener watch outlived every channel and call");
     server.shutdown().await.unwrap();
     replica.shutdown().await.unwrap();
 }

@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response};
 use mesh_core::snapshot::ConfigSnapshot;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tower_service::Service;
 
 pub use request::GRPC_PREVIOUS_RPC_ATTEMPTS;
@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     pub(crate) faults: ActiveFaults,
     registry: state::Registry,
     updating: Mutex<()>,
+    /// Dropped with the last clone of the service and the last request in flight, which stops the task
+    /// [`MeshService::from_source`] runs (and so releases the source).
+    _source_stop: Option<oneshot::Sender<Infallible>>,
 }
 
 /// The request path as a tower service. Cheap to clone: clones share everything.
@@ -70,6 +73,10 @@ impl MeshService {
     /// runtime (connections and timers are tokio tasks).
     #[must_use]
     pub fn new(options: MeshOptions) -> Self {
+        Self::with_source_stop(options, None)
+    }
+
+    fn with_source_stop(options: MeshOptions, stop: Option<oneshot::Sender<Infallible>>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 runtime: Arc::new(Runtime::new(options)),
@@ -78,20 +85,32 @@ impl MeshService {
                 faults: ActiveFaults::default(),
                 registry: state::Registry::default(),
                 updating: Mutex::new(()),
+                _source_stop: stop,
             }),
         }
     }
 
     /// A service fed by `source`: applies its current value, then every change, on a task that ends when the
-    /// sender or every clone of the service is gone. Must be called within a tokio runtime.
+    /// sender is gone, or as soon as every clone of the service and every request it answers are (dropping the
+    /// receiver, which a publisher can await with [`watch::Sender::closed`]). Must be called within a tokio
+    /// runtime.
     #[must_use]
     pub fn from_source(mut source: ConfigSource, options: MeshOptions) -> Self {
-        let service = Self::new(options);
+        let (stop, mut stopped) = oneshot::channel();
+        let service = Self::with_source_stop(options, Some(stop));
         let current = source.borrow_and_update().clone();
         service.update(current);
         let weak: Weak<Shared> = Arc::downgrade(&service.shared);
         tokio::spawn(async move {
-            while source.changed().await.is_ok() {
+            loop {
+                tokio::select! {
+                    changed = source.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    _ = &mut stopped => return,
+                }
                 let Some(shared) = weak.upgrade() else {
                     return;
                 };
