@@ -670,3 +670,118 @@ async fn the_applications_own_metrics_keep_receiving_events_next_to_opentelemetr
         .await
         .unwrap();
 }
+
+/// The data points of the latest export of gauge `name` among `metrics`, as (labels, value).
+fn gauge_points(metrics: &[ReceivedMetric], name: &str) -> Vec<(Vec<(String, String)>, i64)> {
+    let Some(metric) = metrics.iter().rev().find(|m| m.metric.name == name) else {
+        return Vec::new();
+    };
+    let Some(Data::Gauge(gauge)) = &metric.metric.data else {
+        panic!("{name} is not a gauge: {:?}", metric.metric.data);
+    };
+    gauge
+        .data_points
+        .iter()
+        .map(|point| {
+            let value = match point.value {
+                Some(proto::metrics::v1::number_data_point::Value::AsInt(value)) => value,
+                ref other => panic!("{name}: not an integer: {other:?}"),
+            };
+            (labels(&point.attributes), value)
+        })
+        .collect()
+}
+
+/// The endpoint count of `state` in the latest export of `mesh.client.cluster.endpoints` among `metrics`.
+fn endpoints_in(metrics: &[ReceivedMetric], state: &str) -> Option<i64> {
+    gauge_points(metrics, "mesh.client.cluster.endpoints")
+        .into_iter()
+        .find(|(labels, _)| labels.contains(&("mesh.endpoint.state".to_owned(), state.to_owned())))
+        .map(|(_, value)| value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priority_failover_and_the_endpoint_states_are_reported() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let primary = backend([127, 0, 13, 1], "primary").await;
+    let secondary = backend([127, 0, 13, 2], "secondary").await;
+    let xds = xds_server(single_cluster(vec![
+        locality("us-east", 0, &[&primary]),
+        locality("eu-west", 1, &[&secondary]),
+    ]))
+    .await;
+    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    support::call_until(&mut client, |replica| replica == "primary").await;
+    let telemetry = mesh.telemetry().unwrap();
+    telemetry.flush().await.unwrap();
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            endpoints_in(metrics, "usable") == Some(2)
+        })
+        .await
+        .unwrap();
+    let endpoints = gauge_points(&receiver.metrics(), "mesh.client.cluster.endpoints");
+    let expected_labels = |state: &str| {
+        owned(&[
+            ("grpc.target", TARGET),
+            ("grpc.lb.backend_service", "main"),
+            ("mesh.endpoint.state", state),
+        ])
+    };
+    for (state, count) in [
+        ("usable", 2),
+        ("ejected", 0),
+        ("unreachable", 0),
+        ("unhealthy", 0),
+    ] {
+        assert!(
+            endpoints.contains(&(expected_labels(state), count)),
+            "{state}: {endpoints:?}"
+        );
+    }
+
+    // The whole primary priority goes away: traffic fails over to priority 1, and the change is counted.
+    primary.shutdown().await.unwrap();
+    support::call_until(&mut client, |replica| replica == "secondary").await;
+    telemetry.flush().await.unwrap();
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            endpoints_in(metrics, "unreachable") == Some(1)
+        })
+        .await
+        .unwrap();
+    assert_eq!(endpoints_in(&receiver.metrics(), "usable"), Some(1));
+    let changes = receiver
+        .latest_metric("mesh.client.cluster.priority_changes")
+        .unwrap();
+    assert_eq!(changes.metric.unit, "{change}");
+    let Some(Data::Sum(sum)) = &changes.metric.data else {
+        panic!("not a sum: {:?}", changes.metric.data);
+    };
+    let change = |from: &str, to: &str| {
+        sum.data_points.iter().find_map(|point| {
+            (labels(&point.attributes)
+                == owned(&[
+                    ("grpc.target", TARGET),
+                    ("grpc.lb.backend_service", "main"),
+                    ("mesh.priority.from", from),
+                    ("mesh.priority.to", to),
+                ]))
+            .then_some(point.value)
+        })
+    };
+    assert_eq!(
+        change("none", "0"),
+        Some(Some(proto::metrics::v1::number_data_point::Value::AsInt(1))),
+        "the first endpoints made priority 0 active: {sum:?}"
+    );
+    assert_eq!(
+        change("0", "1"),
+        Some(Some(proto::metrics::v1::number_data_point::Value::AsInt(1))),
+        "the failover: {sum:?}"
+    );
+    telemetry.shutdown().await.unwrap();
+    xds.shutdown().await.unwrap();
+    secondary.shutdown().await.unwrap();
+}

@@ -39,7 +39,8 @@ impl fmt::Display for TransportFailure {
     }
 }
 
-/// Endpoint counts behind a "no healthy endpoints" failure.
+/// A cluster's endpoints by state, each counted once (unhealthy before ejected before unreachable): in a "no healthy
+/// endpoints" failure and in [`Metrics::endpoints_changed`](crate::metrics::Metrics::endpoints_changed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EndpointCounts {
@@ -51,6 +52,17 @@ pub struct EndpointCounts {
     pub ejected: usize,
     /// Endpoints whose connection failed and has not been remade.
     pub unreachable: usize,
+}
+
+impl EndpointCounts {
+    /// Endpoints that can take requests now.
+    #[must_use]
+    pub const fn usable(&self) -> usize {
+        self.total
+            .saturating_sub(self.unhealthy)
+            .saturating_sub(self.ejected)
+            .saturating_sub(self.unreachable)
+    }
 }
 
 impl fmt::Display for EndpointCounts {

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use mesh_core::locality::Locality;
 
+use crate::error::EndpointCounts;
 use crate::status::Code;
 
 /// Labels of one call (request).
@@ -252,6 +253,20 @@ pub trait Metrics: Send + Sync + 'static {
     /// The fault filter injected a delay (`abort == false`) or an abort.
     fn fault_injected(&self, cluster: &str, abort: bool) {
         let _ = (cluster, abort);
+    }
+
+    /// A cluster's endpoints changed state: an endpoint update, a connection failing or coming back, an ejection
+    /// or its end. Called off the request path, once per change of the counts (and once when the cluster gets its
+    /// first endpoints).
+    fn endpoints_changed(&self, cluster: &str, counts: &EndpointCounts) {
+        let _ = (cluster, counts);
+    }
+
+    /// A cluster's active priority changed (gRFC A27/A56): traffic failed over from `from` to a lower priority
+    /// because `from` had no usable endpoint, or returned to a higher one that healed. `None` is no usable
+    /// priority at all (before the first endpoints, or when every one is down). Called off the request path.
+    fn priority_changed(&self, cluster: &str, from: Option<u32>, to: Option<u32>) {
+        let _ = (cluster, from, to);
     }
 }
 

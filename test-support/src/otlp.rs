@@ -298,7 +298,8 @@ impl OtlpReceiver {
         })
     }
 
-    /// Waits until the metrics received so far satisfy `done`, and returns them.
+    /// Waits until the metrics received so far satisfy `done`, and returns them. `done` runs under the receiver's
+    /// lock: it must look only at the slice it is given, never call the receiver (that deadlocks).
     ///
     /// # Errors
     /// [`WaitTimeout`] (listing the metric names that did arrive) after `timeout`.

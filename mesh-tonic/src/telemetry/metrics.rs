@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use mesh_core::locality::Locality;
+use mesh_tower::error::EndpointCounts;
 use mesh_tower::metrics::{
     AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome, split_grpc_path,
 };
 use mesh_tower::status::Code;
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
 use opentelemetry::{Key, KeyValue, Value};
 
 /// How many distinct method names are recorded as they are before new ones are recorded as `other` (gRFC A66:
@@ -34,6 +35,9 @@ const BACKEND_SERVICE: Key = Key::from_static_str("grpc.lb.backend_service");
 const HTTP_STATUS: Key = Key::from_static_str("http.response.status_code");
 const EJECTED: Key = Key::from_static_str("mesh.outlier.ejected");
 const FAULT: Key = Key::from_static_str("mesh.fault");
+const ENDPOINT_STATE: Key = Key::from_static_str("mesh.endpoint.state");
+const PRIORITY_FROM: Key = Key::from_static_str("mesh.priority.from");
+const PRIORITY_TO: Key = Key::from_static_str("mesh.priority.to");
 pub(super) const OTHER: &str = "other";
 
 /// gRFC A66's size buckets, in bytes (0, 1 KiB, 2 KiB, 4 KiB, 16 KiB, ... 4 GiB).
@@ -65,6 +69,8 @@ struct Instruments {
     circuit_breaker_rejections: Counter<u64>,
     outlier_ejections: Counter<u64>,
     faults: Counter<u64>,
+    endpoints: Gauge<u64>,
+    priority_changes: Counter<u64>,
 }
 
 impl Instruments {
@@ -142,6 +148,20 @@ impl Instruments {
                 "{fault}",
                 "Faults injected by the fault filter (mesh.fault=delay|abort).",
             ),
+            endpoints: meter
+                .u64_gauge("mesh.client.cluster.endpoints")
+                .with_unit("{endpoint}")
+                .with_description(
+                    "A cluster's endpoints by state (mesh.endpoint.state=usable|ejected|unreachable|unhealthy), \
+                     as of its last change.",
+                )
+                .build(),
+            priority_changes: counter(
+                "mesh.client.cluster.priority_changes",
+                "{change}",
+                "Changes of a cluster's active priority (failover and return, gRFC A56), from mesh.priority.from \
+                 to mesh.priority.to (none: no usable priority).",
+            ),
         }
     }
 }
@@ -213,6 +233,8 @@ struct Shared {
 /// | `mesh.client.circuit_breaker.rejections` | `{attempt}` | `grpc.target`, `grpc.lb.backend_service` |
 /// | `mesh.client.outlier_detection.ejections` | `{ejection}` | `grpc.target`, `grpc.lb.backend_service`, `mesh.outlier.ejected` |
 /// | `mesh.client.faults` | `{fault}` | `grpc.target`, `grpc.lb.backend_service`, `mesh.fault` |
+/// | `mesh.client.cluster.endpoints` (gauge) | `{endpoint}` | `grpc.target`, `grpc.lb.backend_service`, `mesh.endpoint.state` (`usable`, `ejected`, `unreachable`, `unhealthy`) |
+/// | `mesh.client.cluster.priority_changes` | `{change}` | `grpc.target`, `grpc.lb.backend_service`, `mesh.priority.from`, `mesh.priority.to` (a priority number, or `none`) |
 ///
 /// Durations use A66's latency buckets. `grpc.status` is the status name (`OK`, `UNAVAILABLE`, ...); an attempt
 /// that failed in transport counts as `UNAVAILABLE`. Requests that are not gRPC carry `http.response.status_code`
@@ -426,6 +448,43 @@ impl Metrics for OtelMetrics {
             &self.shared.instruments.faults,
             cluster,
             Some(KeyValue::new(FAULT, kind)),
+        );
+    }
+
+    fn endpoints_changed(&self, cluster: &str, counts: &EndpointCounts) {
+        let cluster = self.cluster(cluster);
+        let states = [
+            ("usable", counts.usable()),
+            ("ejected", counts.ejected),
+            ("unreachable", counts.unreachable),
+            ("unhealthy", counts.unhealthy),
+        ];
+        for (state, count) in states {
+            self.shared.instruments.endpoints.record(
+                u64::try_from(count).unwrap_or(u64::MAX),
+                &[
+                    self.target.clone(),
+                    cluster.clone(),
+                    KeyValue::new(ENDPOINT_STATE, state),
+                ],
+            );
+        }
+    }
+
+    fn priority_changed(&self, cluster: &str, from: Option<u32>, to: Option<u32>) {
+        let label = |priority: Option<u32>| -> Value {
+            priority.map_or(Value::from("none"), |p| {
+                Value::from(i64::from(p).to_string())
+            })
+        };
+        self.shared.instruments.priority_changes.add(
+            1,
+            &[
+                self.target.clone(),
+                self.cluster(cluster),
+                KeyValue::new(PRIORITY_FROM, label(from)),
+                KeyValue::new(PRIORITY_TO, label(to)),
+            ],
         );
     }
 }

@@ -248,6 +248,18 @@ impl LeafCluster {
         let mut rng = self.runtime.rng();
         let table = PickerTable::build(Arc::clone(&inner.list), Some(&previous), &mut rng);
         tracing::debug!(cluster = %self.name, counts = ?table.counts, usable = table.has_usable(), "picker rebuilt");
+        let metrics = &self.runtime.options.metrics;
+        if table.counts != previous.counts {
+            metrics.endpoints_changed(&self.name, &table.counts);
+        }
+        let (from, to) = (previous.active_priority(), table.active_priority());
+        if from != to {
+            // An operator wants to see a failover (or the return from one) without turning on debug logs.
+            if inner.list.set.is_some() {
+                tracing::info!(cluster = %self.name, ?from, ?to, counts = %table.counts, "active priority changed");
+            }
+            metrics.priority_changed(&self.name, from, to);
+        }
         self.table.store(Arc::new(table));
     }
 

@@ -130,6 +130,13 @@ impl PickerTable {
         }
     }
 
+    /// The priority requests go to now (gRFC A27/A56), `None` when no priority has a usable endpoint.
+    pub(crate) fn active_priority(&self) -> Option<u32> {
+        self.picker
+            .as_ref()
+            .and_then(EndpointPicker::active_priority)
+    }
+
     /// Whether some endpoint can take a request (aggregate clusters fail over on this, gRFC A37/A75).
     pub(crate) fn has_usable(&self) -> bool {
         self.picker

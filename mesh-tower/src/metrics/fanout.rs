@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use mesh_core::locality::Locality;
 
-use super::{AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome};
+use super::{
+    AttemptEnd, AttemptLabels, AttemptStart, CallLabels, EndpointCounts, Metrics, Outcome,
+};
 
 /// Sends every event to each of its [`Metrics`], in order. [`Metrics::for_target`] is asked of each; the result
 /// fans out to their per-target metrics.
@@ -144,5 +146,17 @@ impl Metrics for FanOut {
         self.receivers
             .iter()
             .for_each(|m| m.fault_injected(cluster, abort));
+    }
+
+    fn endpoints_changed(&self, cluster: &str, counts: &EndpointCounts) {
+        for m in &self.receivers {
+            m.endpoints_changed(cluster, counts);
+        }
+    }
+
+    fn priority_changed(&self, cluster: &str, from: Option<u32>, to: Option<u32>) {
+        for m in &self.receivers {
+            m.priority_changed(cluster, from, to);
+        }
     }
 }
