@@ -14,8 +14,12 @@
 //! Several implementations receive the same events through [`FanOut`]; load reports (gRFC A27 LRS) are recorded by
 //! [`LoadRecorder`](crate::load_report::LoadRecorder), an implementation over a `mesh-core` load store.
 //!
-//! Not here: tracing spans (the request path emits them with `tracing` directly; [`TracePropagator`] carries their
-//! context on outgoing requests) and message sizes (gRFC A66's `*_compressed_message_size`).
+//! Spans: the request path emits `tracing` spans (`mesh.request`, `mesh.attempt`, at DEBUG) and, when a
+//! [`CallTracer`] is set, has it make a span per call and per attempt directly (OpenTelemetry's, in `mesh-tonic`),
+//! which also writes each attempt's trace context; without one, a [`TracePropagator`] can write the context of the
+//! `tracing` spans instead.
+//!
+//! Not here: message sizes (gRFC A66's `*_compressed_message_size`).
 
 use std::time::Duration;
 
@@ -61,8 +65,9 @@ pub struct AttemptStart<'a> {
     pub attempt: u32,
 }
 
-/// Carries the trace context of the request path's spans on outgoing requests (W3C `traceparent`, ...). Set on
-/// [`MeshOptions`](crate::options::MeshOptions); called once per attempt, before it is sent.
+/// Carries the trace context of the request path's `tracing` spans on outgoing requests (W3C `traceparent`, ...).
+/// Set on [`MeshOptions`](crate::options::MeshOptions); called once per attempt, before it is sent, unless a
+/// [`CallTracer`] is set (which writes its own spans' context).
 pub trait TracePropagator: Send + Sync + 'static {
     /// Writes the context of `span` (the attempt's `mesh.attempt` span; it may be disabled, then the current span,
     /// the request's `mesh.request`, is the one to use) into `headers`.
@@ -218,7 +223,9 @@ impl Metrics for NoMetrics {
 }
 
 mod fanout;
+mod trace;
 pub use fanout::FanOut;
+pub use trace::{AttemptSpan, AttemptSpanStart, CallSpan, CallSpanStart, CallTracer, SpanEnd};
 
 #[cfg(test)]
 mod tests {

@@ -24,7 +24,7 @@ use super::BoxError;
 use crate::cluster::OutcomeRecorder;
 use crate::error::MeshError;
 use crate::lb::{Permit, RequestGuard};
-use crate::metrics::{AttemptLabels, CallLabels, Metrics, Outcome};
+use crate::metrics::{AttemptLabels, AttemptSpan, CallLabels, CallSpan, Metrics, Outcome, SpanEnd};
 use crate::status::{self, Code};
 
 /// The last attempt when its gRPC status is still to come (in trailers): its metrics and span are completed when
@@ -37,6 +37,8 @@ pub(crate) struct PendingAttempt {
     pub(crate) number: u32,
     pub(crate) started: Instant,
     pub(crate) span: tracing::Span,
+    /// The tracer's span of the attempt.
+    pub(crate) trace: Option<Box<dyn AttemptSpan>>,
 }
 
 /// The end-of-call bookkeeping of one request: released when the response stream ends or is dropped.
@@ -59,6 +61,10 @@ pub(crate) struct CallGuard {
     pub(crate) attempt: Option<PendingAttempt>,
     /// The call's span, kept open until the stream ends.
     pub(crate) span: tracing::Span,
+    /// The tracer's span of the call, given once the response is made ([`ResponseBody::attach_call_span`]).
+    pub(crate) call_span: Option<Box<dyn CallSpan>>,
+    /// The gRPC status the call finished with, for a call span given after the end.
+    pub(crate) final_code: Option<Code>,
     pub(crate) finished: bool,
 }
 
@@ -79,8 +85,15 @@ impl CallGuard {
             .path
             .as_ref()
             .map_or("/", http::uri::PathAndQuery::path);
+        let ended = SpanEnd::Response {
+            http_status: self.http_status,
+            grpc_status,
+        };
         if let Some(attempt) = self.attempt.take() {
             record_status(&attempt.span, grpc_status);
+            if let Some(trace) = attempt.trace {
+                trace.end(ended);
+            }
             let labels = AttemptLabels {
                 cluster: &attempt.cluster,
                 locality: &attempt.locality,
@@ -97,6 +110,10 @@ impl CallGuard {
         }
         record_status(&self.span, grpc_status);
         self.span = tracing::Span::none();
+        self.final_code = grpc_status;
+        if let Some(call_span) = self.call_span.take() {
+            call_span.end(ended);
+        }
         self.metrics.call_finished(
             &CallLabels::new(&self.cluster, method, self.grpc),
             Outcome::new(self.http_status, grpc_status),
@@ -105,6 +122,20 @@ impl CallGuard {
         self.permit = None;
         self.outstanding = None;
         self.budget = None;
+    }
+}
+
+impl CallGuard {
+    /// Hands the call's tracer span to the guard, to end with the call; a call already ended ends it now.
+    fn attach_call_span(&mut self, call_span: Box<dyn CallSpan>) {
+        if self.finished {
+            call_span.end(SpanEnd::Response {
+                http_status: self.http_status,
+                grpc_status: self.final_code,
+            });
+        } else {
+            self.call_span = Some(call_span);
+        }
     }
 }
 
@@ -200,6 +231,19 @@ impl ResponseBody {
                 guard,
                 done,
             },
+        }
+    }
+}
+
+impl ResponseBody {
+    /// Gives the call's tracer span to the stream, which ends it with the call.
+    pub(crate) fn attach_call_span(&mut self, call_span: Box<dyn CallSpan>) {
+        match &mut self.inner {
+            Inner::Upstream {
+                guard: Some(guard), ..
+            } => guard.attach_call_span(call_span),
+            // Nothing to end it with: it ends without a status as it is dropped.
+            _ => drop(call_span),
         }
     }
 }

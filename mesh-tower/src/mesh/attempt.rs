@@ -16,7 +16,10 @@ use crate::cluster::{LeafCluster, OutcomeRecorder, PickContext, PickError, Picke
 use crate::endpoint::{Endpoint, Outstanding};
 use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
-use crate::metrics::{AttemptLabels, AttemptStart, Metrics, Outcome, split_grpc_path};
+use crate::metrics::{
+    AttemptLabels, AttemptSpanStart, AttemptStart, CallSpan, Metrics, Outcome, SpanEnd,
+    split_grpc_path,
+};
 use crate::retry;
 use crate::status::{self, Code};
 
@@ -31,6 +34,8 @@ pub(super) struct AttemptSpec<'a> {
     pub(super) metrics: &'a dyn Metrics,
     /// The request's path.
     pub(super) method: &'a str,
+    /// The tracer's span of the call.
+    pub(super) call_span: Option<&'a dyn CallSpan>,
 }
 
 /// What an attempt holds until its response stream ends.
@@ -170,7 +175,24 @@ pub(super) async fn run(
             }
         }
     };
-    if let Some(propagator) = &leaf.runtime().options.propagator {
+    // The tracer writes its attempt span's context; without one, the propagator writes the `tracing` span's.
+    let mut attempt_span = None;
+    if let Some(call_span) = spec.call_span {
+        // Standard methods clone without allocating.
+        let http_method = request.method().clone();
+        attempt_span = Some(call_span.start_attempt(
+            &AttemptSpanStart {
+                cluster: leaf.name(),
+                locality,
+                endpoint: endpoint.label(),
+                attempt: spec.number,
+                path: spec.method,
+                http_method: &http_method,
+                grpc: spec.grpc,
+            },
+            request.headers_mut(),
+        ));
+    } else if let Some(propagator) = &leaf.runtime().options.propagator {
         propagator.inject(&span, request.headers_mut());
     }
     spec.metrics.attempt_issued(leaf.name(), locality);
@@ -243,7 +265,7 @@ pub(super) async fn run(
             if spec.grpc && http_status == 200 && code.is_none() {
                 // The status comes in trailers: metrics and span are completed with the call (gRFC A66), unless
                 // nothing would take them (metrics without attempt events, no subscriber for the span).
-                if spec.metrics.records_attempts() || traced {
+                if spec.metrics.records_attempts() || traced || attempt_span.is_some() {
                     held.attempt = Some(PendingAttempt {
                         cluster: Arc::clone(leaf.name()),
                         locality: locality.clone(),
@@ -251,9 +273,16 @@ pub(super) async fn run(
                         number: spec.number,
                         started,
                         span: span.clone(),
+                        trace: attempt_span.take(),
                     });
                 }
             } else {
+                if let Some(attempt_span) = attempt_span.take() {
+                    attempt_span.end(SpanEnd::Response {
+                        http_status,
+                        grpc_status: code,
+                    });
+                }
                 spec.metrics.attempt_finished(
                     &labels,
                     Some(Outcome::new(http_status, code)),
@@ -279,6 +308,12 @@ pub(super) async fn run(
             endpoint.observe(elapsed, true, finished.into_std());
             span.record("status", tracing::field::display(error));
             span.record("otel.status_code", "error");
+            if let Some(attempt_span) = attempt_span.take() {
+                attempt_span.end(SpanEnd::Failed {
+                    error,
+                    grpc_status: None,
+                });
+            }
             spec.metrics.attempt_finished(&labels, None, elapsed);
             record(OutlierOutcome::connect_failure());
             match error {
