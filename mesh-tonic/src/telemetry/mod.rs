@@ -53,6 +53,7 @@
 mod config;
 mod metrics;
 mod propagation;
+mod series;
 mod server;
 mod spans;
 mod xds;
