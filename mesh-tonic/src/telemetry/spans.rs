@@ -1,12 +1,18 @@
 //! [`OtelTracer`]: the request path's call and attempt spans made with the SDK tracer directly (mesh-tower's
 //! [`CallTracer`]), and each attempt's W3C Trace Context written without going through a propagator.
 //!
-//! Sampling is decided as each span starts, before anything else is built: a span the sampler drops is the SDK's
-//! non-recording span (ids and flags only), so an unsampled call costs its span ids and its `traceparent` header
-//! (the trace still goes on at the server, flagged not sampled). Names and attributes are set only on recording
-//! spans. The spans are named and attributed as the `tracing` spans `mesh.request` and `mesh.attempt` were through
-//! `tracing-opentelemetry` (OpenTelemetry semantic conventions for RPC: named `service/method`, `rpc.*`
-//! attributes; the attempt a CLIENT span, child of the call).
+//! Sampling is decided as the call's span starts, before anything else is built: a call the sampler drops is the
+//! SDK's non-recording span, and its attempts are span ids made here, so an unsampled call costs its ids and its
+//! `traceparent` header (the trace still goes on at the server, flagged not sampled). Names and attributes are
+//! built only for recorded spans. OpenTelemetry semantic conventions for RPC: spans named `service/method` (the
+//! HTTP method for other requests), `rpc.system`, `rpc.service`, `rpc.method`, then `rpc.grpc.status_code` (and
+//! `http.response.status_code` when there is no gRPC status or the HTTP status is not 200) as they end; the call
+//! INTERNAL with `cluster` (and `route` when named), each attempt a CLIENT child of the call with `attempt`,
+//! `cluster`, `locality` and `endpoint`. An error status for a gRPC status other than OK, an HTTP error status, or
+//! a failure, whose message is the status's description.
+//!
+//! `traceparent` is formatted in place and sent as an HPACK literal that is never indexed: each value is unique,
+//! and indexing it would evict the headers every request repeats from the connection's table.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -20,11 +26,13 @@ use mesh_tower::status::Code;
 use opentelemetry::trace::{
     Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt,
 };
-use opentelemetry::{Context, KeyValue, StringValue, Value};
-use opentelemetry_sdk::trace::{Span, Tracer};
+use opentelemetry::{Context, Key, KeyValue};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Span, Tracer};
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const GRPC_STATUS: Key = Key::from_static_str("rpc.grpc.status_code");
+const HTTP_STATUS: Key = Key::from_static_str("http.response.status_code");
 
 /// The request path's spans over an SDK [`Tracer`]; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -48,24 +56,31 @@ impl OtelTracer {
 impl CallTracer for OtelTracer {
     fn start_call(&self, call: &CallSpanStart<'_>) -> Box<dyn CallSpan> {
         // The parent: the context the application (or the server call this request is made from) made current.
-        let context = Context::map_current(|parent| {
+        let call = Context::map_current(|parent| {
             let mut span = self.start(SpanKind::Internal, parent);
-            if span.is_recording() {
+            if !span.is_recording() {
+                return OtelCall::Unsampled {
+                    context: span.span_context().clone(),
+                    ids: RandomIdGenerator::default(),
+                };
+            }
+            {
                 let rpc = split_grpc_path(call.path).filter(|_| call.grpc);
                 span.update_name(span_name(call.path, call.http_method, rpc.is_some()));
-                let mut attributes = Vec::with_capacity(6);
+                let mut attributes = Vec::with_capacity(7);
                 rpc_attributes(&mut attributes, rpc);
                 attributes.push(KeyValue::new("cluster", Arc::clone(call.cluster)));
-                attributes.push(KeyValue::new("route", call.route.to_owned()));
-                attributes.push(KeyValue::new("grpc", call.grpc));
+                if !call.route.is_empty() {
+                    attributes.push(KeyValue::new("route", call.route.to_owned()));
+                }
                 span.set_attributes(attributes);
             }
-            parent.with_span(span)
+            OtelCall::Recorded {
+                tracer: self.clone(),
+                context: parent.with_span(span),
+            }
         });
-        Box::new(OtelCall {
-            tracer: self.clone(),
-            context,
-        })
+        Box::new(call)
     }
 }
 
@@ -85,10 +100,27 @@ fn rpc_attributes(attributes: &mut Vec<KeyValue>, rpc: Option<(&str, &str)>) {
     }
 }
 
-/// A call's span, kept in a context that is the parent of its attempts.
-struct OtelCall {
-    tracer: OtelTracer,
-    context: Context,
+/// A call's span.
+enum OtelCall {
+    /// Recorded: the span, in the context its attempts are made under.
+    Recorded {
+        tracer: OtelTracer,
+        context: Context,
+    },
+    /// Not sampled: its trace context only. Its attempts are not sampled either (a child of an unsampled span
+    /// under the parent-based sampler; the same trace id under the ratio sampler), so they are ids only, made
+    /// without the SDK.
+    Unsampled {
+        context: SpanContext,
+        ids: RandomIdGenerator,
+    },
+}
+
+/// The span of an attempt that is not sampled: nothing to end (and nothing allocated for it).
+struct Unsampled;
+
+impl AttemptSpan for Unsampled {
+    fn end(self: Box<Self>, _end: SpanEnd<'_>) {}
 }
 
 impl CallSpan for OtelCall {
@@ -97,27 +129,51 @@ impl CallSpan for OtelCall {
         attempt: &AttemptSpanStart<'_>,
         headers: &mut HeaderMap,
     ) -> Box<dyn AttemptSpan> {
-        let mut span = self.tracer.start(SpanKind::Client, &self.context);
-        if span.is_recording() {
-            let rpc = split_grpc_path(attempt.path).filter(|_| attempt.grpc);
-            span.update_name(span_name(attempt.path, attempt.http_method, rpc.is_some()));
-            let mut attributes = Vec::with_capacity(7);
-            rpc_attributes(&mut attributes, rpc);
-            attributes.push(KeyValue::new("attempt", i64::from(attempt.attempt)));
-            attributes.push(KeyValue::new("cluster", Arc::clone(attempt.cluster)));
-            attributes.push(KeyValue::new("locality", attempt.locality.to_string()));
-            attributes.push(KeyValue::new("endpoint", Arc::clone(attempt.endpoint)));
-            span.set_attributes(attributes);
-        }
+        let (tracer, context) = match self {
+            Self::Recorded { tracer, context } => (tracer, context),
+            Self::Unsampled { context, ids } => {
+                inject(
+                    &SpanContext::new(
+                        context.trace_id(),
+                        ids.new_span_id(),
+                        context.trace_flags(),
+                        false,
+                        context.trace_state().clone(),
+                    ),
+                    headers,
+                );
+                return Box::new(Unsampled);
+            }
+        };
+        // The call is sampled, so its attempts are (parent-based: its child; ratio: its trace id): named and
+        // attributed as they start, in one go.
+        let rpc = split_grpc_path(attempt.path).filter(|_| attempt.grpc);
+        // Two more for the end's.
+        let mut attributes = Vec::with_capacity(9);
+        rpc_attributes(&mut attributes, rpc);
+        attributes.push(KeyValue::new("attempt", i64::from(attempt.attempt)));
+        attributes.push(KeyValue::new("cluster", Arc::clone(attempt.cluster)));
+        attributes.push(KeyValue::new("locality", attempt.locality.to_string()));
+        attributes.push(KeyValue::new("endpoint", Arc::clone(attempt.endpoint)));
+        let span =
+            SpanBuilder::from_name(span_name(attempt.path, attempt.http_method, rpc.is_some()))
+                .with_kind(SpanKind::Client)
+                .with_attributes(attributes)
+                .start_with_context(&tracer.tracer, context);
         inject(span.span_context(), headers);
         Box::new(OtelAttempt { span })
     }
 
     fn end(self: Box<Self>, end: SpanEnd<'_>) {
-        let span = self.context.span();
+        let Self::Recorded { context, .. } = *self else {
+            return;
+        };
+        let span = context.span();
         if span.is_recording() {
-            let (attributes, status) = ending(end, false);
-            span.set_attributes(attributes);
+            let (attributes, status) = ending(end);
+            for attribute in attributes.into_iter().flatten() {
+                span.set_attribute(attribute);
+            }
             if let Some(status) = status {
                 span.set_status(status);
             }
@@ -133,8 +189,10 @@ struct OtelAttempt {
 impl AttemptSpan for OtelAttempt {
     fn end(mut self: Box<Self>, end: SpanEnd<'_>) {
         if self.span.is_recording() {
-            let (attributes, status) = ending(end, true);
-            self.span.set_attributes(attributes);
+            let (attributes, status) = ending(end);
+            for attribute in attributes.into_iter().flatten() {
+                self.span.set_attribute(attribute);
+            }
             if let Some(status) = status {
                 self.span.set_status(status);
             }
@@ -143,47 +201,32 @@ impl AttemptSpan for OtelAttempt {
     }
 }
 
-/// The attributes and status a span ends with (semantic conventions for RPC: a gRPC status other than OK, an
-/// HTTP error status or a failure is an error). An attempt's `status` reads `200/OK`; a call's is its HTTP status.
-fn ending(end: SpanEnd<'_>, attempt: bool) -> (Vec<KeyValue>, Option<Status>) {
-    let mut attributes = Vec::with_capacity(2);
+/// The attributes and status a span ends with (semantic conventions for RPC): `rpc.grpc.status_code` once a gRPC
+/// status is known, `http.response.status_code` when there is none or the HTTP status is not 200; an error status
+/// for a gRPC status other than OK, an HTTP error status, or a failure (with its message).
+fn ending(end: SpanEnd<'_>) -> ([Option<KeyValue>; 2], Option<Status>) {
+    let http = |status: u16| KeyValue::new(HTTP_STATUS, i64::from(status));
+    let grpc = |code: Code| KeyValue::new(GRPC_STATUS, i64::from(code.as_u32()));
     match end {
         SpanEnd::Response {
             http_status,
             grpc_status,
         } => {
-            attributes.push(if attempt {
-                KeyValue::new("status", status_label(http_status, grpc_status))
-            } else {
-                KeyValue::new("status", i64::from(http_status))
-            });
-            if let Some(code) = grpc_status {
-                attributes.push(KeyValue::new(
-                    "rpc.grpc.status_code",
-                    i64::from(code.as_u32()),
-                ));
-            }
             let error = grpc_status.is_some_and(|code| code != Code::Ok) || http_status >= 400;
+            let attributes = match grpc_status {
+                Some(code) => [
+                    Some(grpc(code)),
+                    (http_status != 200).then(|| http(http_status)),
+                ],
+                None => [Some(http(http_status)), None],
+            };
             (attributes, error.then(|| Status::error("")))
         }
-        SpanEnd::Failed { error, grpc_status } => {
-            attributes.push(KeyValue::new("status", error.to_string()));
-            if let Some(code) = grpc_status {
-                attributes.push(KeyValue::new(
-                    "rpc.grpc.status_code",
-                    i64::from(code.as_u32()),
-                ));
-            }
-            (attributes, Some(Status::error("")))
-        }
-        _ => (attributes, None),
-    }
-}
-
-fn status_label(http_status: u16, grpc_status: Option<Code>) -> Value {
-    match grpc_status {
-        Some(code) => Value::String(StringValue::from(format!("{http_status}/{code}"))),
-        None => Value::I64(i64::from(http_status)),
+        SpanEnd::Failed { error, grpc_status } => (
+            [grpc_status.map(grpc), None],
+            Some(Status::error(error.to_string())),
+        ),
+        _ => ([None, None], None),
     }
 }
 
@@ -201,7 +244,10 @@ fn inject(context: &SpanContext, headers: &mut HeaderMap) {
     let (span, rest) = rest.split_at_mut(17);
     hex(&context.span_id().to_bytes(), span);
     hex(&[context.trace_flags().to_u8()], rest);
-    if let Ok(value) = HeaderValue::from_bytes(&value) {
+    if let Ok(mut value) = HeaderValue::from_bytes(&value) {
+        // Unique per attempt: sent as a literal never indexed (HPACK), so it does not evict the headers every
+        // request repeats from the connection's header table, and the server does not store it.
+        value.set_sensitive(true);
         headers.insert(TRACEPARENT, value);
     }
     let state = context.trace_state();
