@@ -494,10 +494,10 @@ fn main() {
 }
 
 /// The telemetry sides: `MeshService` with telemetry off, and on (OpenTelemetry metrics with gRPC's instruments,
-/// a span per call and per attempt through `tracing-opentelemetry`, `traceparent` on every attempt) with sampling
+/// a span per call and per attempt made by the telemetry's tracer, `traceparent` on every attempt) with sampling
 /// 1.0 and 0.01. Each side with telemetry has its own pipeline exporting to an in-process OTLP sink
 /// ([`otlp_sink`]: metrics every 60 s, spans in the SDK's batches); every side has its own `tracing` subscriber
-/// (the telemetry's layer over a registry, or a bare registry), installed around each call.
+/// (the telemetry's layer over a registry, or a registry at INFO), installed around each call.
 struct TelemetrySide {
     name: &'static str,
     client: Client,
