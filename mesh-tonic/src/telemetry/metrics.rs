@@ -15,7 +15,7 @@ use mesh_tower::status::Code;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{Key, KeyValue, Value};
 
-use super::series::{AttemptKey, Fnv, MethodSeries, SeriesMap};
+use super::series::{AttemptKey, LabelHash, MethodSeries, SeriesMap};
 
 /// How many distinct method names are recorded as they are before new ones are recorded as `other` (gRFC A66:
 /// bounded cardinality).
@@ -260,7 +260,7 @@ impl OtelMetrics {
             .filter(|_| grpc)
             .map(|_| method.trim_start_matches('/'))
         {
-            let hash = Fnv::of(name);
+            let hash = LabelHash::of(name);
             let is = |key: &Option<Box<str>>| key.as_deref() == Some(name);
             if let Some(done) = self.series.get(hash, is, &mut apply) {
                 return done;

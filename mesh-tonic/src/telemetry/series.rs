@@ -16,29 +16,54 @@ use mesh_core::locality::Locality;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram};
 
-/// FNV-1a: a short, fixed hash for label values. Collisions only share a bucket (entries are compared in full),
-/// and what network input can add is bounded (methods past their limit are `other`).
+/// A short, fixed hash for label values, a word at a time (multiply-rotate, then a final mix). Collisions only
+/// share a bucket (entries are compared in full), and what network input can add is bounded (methods past their
+/// limit are `other`).
 #[derive(Default)]
-pub(super) struct Fnv(u64);
+pub(super) struct LabelHash(u64);
 
-impl Fnv {
+impl LabelHash {
+    const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
     pub(super) fn of(value: &(impl Hash + ?Sized)) -> u64 {
-        let mut hasher = Self(0xcbf2_9ce4_8422_2325);
+        let mut hasher = Self(Self::SEED);
         value.hash(&mut hasher);
         hasher.finish()
     }
+
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0 ^ word)
+            .wrapping_mul(Self::MULTIPLIER)
+            .rotate_left(29);
+    }
 }
 
-impl Hasher for Fnv {
+impl Hasher for LabelHash {
     fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut buffer = [0_u8; 8];
+            buffer.copy_from_slice(word);
+            self.mix(u64::from_le_bytes(buffer));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut buffer = [0_u8; 8];
+            if let Some(start) = buffer.get_mut(..rest.len()) {
+                start.copy_from_slice(rest);
+            }
+            // The length tells `ab` from `ab\0`.
+            self.mix(u64::from_le_bytes(buffer) ^ ((rest.len() as u64) << 59));
         }
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // The map indexes by the low bits: spread the high ones down (MurmurHash3's finalizer).
+        let mut hash = self.0;
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        hash ^ (hash >> 33)
     }
 }
 
@@ -173,10 +198,46 @@ pub(super) struct AttemptKey {
 
 impl AttemptKey {
     pub(super) fn hash(status: u32, cluster: &str, locality: &Locality) -> u64 {
-        Fnv::of(&(status, cluster, locality))
+        LabelHash::of(&(status, cluster, locality))
     }
 
     pub(super) fn is(&self, status: u32, cluster: &str, locality: &Locality) -> bool {
         self.status == status && *self.cluster == *cluster && self.locality == *locality
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sharing_a_hash_are_kept_apart_and_new_keys_stop_at_the_limit() {
+        let map: SeriesMap<&'static str, u32> = SeriesMap::new();
+        assert_eq!(map.with(7, |k| *k == "a", 2, || ("a", 1), |v| *v), Some(1));
+        assert_eq!(map.with(7, |k| *k == "b", 2, || ("b", 2), |v| *v), Some(2));
+        assert_eq!(map.get(7, |k| *k == "a", |v| *v), Some(1));
+        assert_eq!(map.get(7, |k| *k == "b", |v| *v), Some(2));
+        assert_eq!(
+            map.with(8, |k| *k == "c", 2, || ("c", 3), |v| *v),
+            None,
+            "full"
+        );
+        assert_eq!(map.get(8, |k| *k == "c", |v| *v), None);
+        assert_eq!(
+            map.with(7, |k| *k == "a", 2, || ("a", 9), |v| *v),
+            Some(1),
+            "known keys stay, made once"
+        );
+    }
+
+    #[test]
+    fn label_hashes_tell_apart_values_that_differ_in_length_or_in_any_byte() {
+        assert_ne!(LabelHash::of("ab"), LabelHash::of("ab\0"));
+        assert_ne!(
+            LabelHash::of("helloworld.Greeter/SayHello"),
+            LabelHash::of("helloworld.Greeter/SayHellp")
+        );
+        assert_ne!(LabelHash::of("abcdefgh"), LabelHash::of("bbcdefgh"));
+        assert_eq!(LabelHash::of("same"), LabelHash::of("same"));
     }
 }
