@@ -239,7 +239,9 @@ impl Telemetry {
         Arc::clone(&self.inner.server)
     }
 
-    /// The W3C Trace Context propagator for attempts.
+    /// A W3C Trace Context propagator writing the context of the request path's `tracing` spans, for options that
+    /// take spans from an application's own `tracing-opentelemetry` setup instead of this telemetry's tracer
+    /// ([`apply`](Self::apply) sets the tracer, which writes its own spans' context).
     #[must_use]
     pub fn propagator(&self) -> Arc<dyn TracePropagator> {
         Arc::new(W3cPropagator::new())
