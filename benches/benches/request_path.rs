@@ -52,6 +52,40 @@ const CONCURRENCY: usize = 64;
 const ROUNDS: usize = 3;
 
 async fn serve() -> SocketAddr {
+    serve_with(|| {
+        http::Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "0")
+            .body(Full::new(Bytes::from_static(b"\0\0\0\0\x02hi")).boxed())
+            .unwrap()
+    })
+    .await
+}
+
+/// An OTLP/gRPC collector that reads each export and throws it away, answering an empty
+/// `Export*ServiceResponse`: the telemetry sides measure the mesh's cost of telemetry (recording, spans, encoding
+/// and sending exports), not a collector's decoding and storing of every span on the same two threads.
+async fn otlp_sink() -> String {
+    let addr = serve_with(|| {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert(GRPC_STATUS, http::HeaderValue::from_static("0"));
+        http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(
+                Full::new(Bytes::from_static(b"\0\0\0\0\0"))
+                    .with_trailers(async move { Some(Ok(trailers)) })
+                    .boxed(),
+            )
+            .unwrap()
+    })
+    .await;
+    format!("http://{addr}")
+}
+
+type ReplyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A local HTTP/2 server answering every request with `reply()` once it has read the request's body.
+async fn serve_with(reply: fn() -> http::Response<ReplyBody>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -62,19 +96,13 @@ async fn serve() -> SocketAddr {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
-                    |req: http::Request<hyper::body::Incoming>| async move {
+                    move |req: http::Request<hyper::body::Incoming>| async move {
                         // A gRPC server reads the request message before it answers. Answering from the headers
                         // alone would make h2 reset each stream whose body is still coming and count the frames
                         // that arrive after the reset against its reset limits, ending the connection for any
                         // client.
                         let _message = req.into_body().collect().await;
-                        Ok::<_, Infallible>(
-                            http::Response::builder()
-                                .header("content-type", "application/grpc")
-                                .header("grpc-status", "0")
-                                .body(Full::new(Bytes::from_static(b"\0\0\0\0\x02hi")))
-                                .unwrap(),
-                        )
+                        Ok::<_, Infallible>(reply())
                     },
                 );
                 // hyper's default HTTP/2 settings, flood protections included.
@@ -174,7 +202,7 @@ fn request() -> http::Request<Full<Bytes>> {
 enum Client {
     Direct(SendRequest<Full<Bytes>>),
     Mesh(MeshService),
-    /// The mesh with telemetry: its spans go to this subscriber (one per side, each with its own sampler).
+    /// The mesh under this `tracing` subscriber (one per telemetry side: with telemetry, the telemetry's layer).
     Traced(MeshService, tracing::Dispatch),
 }
 
@@ -303,7 +331,9 @@ impl Side {
 }
 
 /// `--count direct|direct-as-mesh|mesh REQUESTS CONCURRENCY [THREADS]`: a fixed number of requests (after a
-/// warm-up), on one thread unless `THREADS` runtime worker threads are asked for. For instruction counts
+/// warm-up), on one thread unless `THREADS` runtime worker threads are asked for. With `--sampling RATIO` the
+/// `mesh` side has telemetry on, sampling that ratio (as the `--telemetry` sides, for profiles of its cost); a
+/// negative ratio is the `--telemetry` side with telemetry off. For instruction counts
 /// (`valgrind --tool=callgrind --toggle-collect='*measured*'` on one thread, or the difference of two runs of
 /// different lengths on several) and CPU time per request (`perf stat -e task-clock`), which a busy machine
 /// disturbs far less than wall-clock throughput.
@@ -359,19 +389,34 @@ fn count(side: Side, requests: usize, concurrency: usize, threads: usize) {
             .build()
             .unwrap()
     };
-    let client = runtime.block_on(async {
+    let sampling = std::env::args()
+        .skip_while(|a| a != "--sampling")
+        .nth(1)
+        .map(|ratio| ratio.parse::<f64>().expect("--sampling RATIO"));
+    let (client, telemetry) = runtime.block_on(async {
         let addr = serve().await;
-        let mut client = side.client(addr).await;
+        let (mut client, telemetry) = match (side, sampling) {
+            // `--sampling 0`... and `--sampling off`: the telemetry sides' subscriber plumbing, telemetry off.
+            (Side::Mesh, Some(ratio)) => {
+                let sampling = (ratio >= 0.0).then_some(ratio);
+                let side = telemetry_side(addr, "on", sampling, &otlp_sink().await).await;
+                (side.client, side.telemetry)
+            }
+            _ => (side.client(addr).await, None),
+        };
         for _ in 0..500 {
             client.call().await;
         }
-        client
+        (client, telemetry)
     });
     measured(&runtime, &client, requests, concurrency);
     println!(
-        "request_path --count: {requests} requests, {}, concurrency {concurrency}",
+        "request_path --count: {requests} requests, {}, concurrency {concurrency}, telemetry sampling {sampling:?}",
         side.name()
     );
+    if let Some(telemetry) = telemetry {
+        runtime.block_on(async { telemetry.shutdown().await.unwrap() });
+    }
 }
 
 fn main() {
@@ -449,9 +494,10 @@ fn main() {
 }
 
 /// The telemetry sides: `MeshService` with telemetry off, and on (OpenTelemetry metrics with gRPC's instruments,
-/// a span per call and per attempt through `tracing-opentelemetry`, `traceparent` on every attempt) with sampling
-/// 1.0 and 0.01. Each side has its own pipeline exporting to an in-process OTLP receiver (metrics every 60 s,
-/// spans in the SDK's batches) and its own `tracing` subscriber, installed around each call.
+/// a span per call and per attempt made by the telemetry's tracer, `traceparent` on every attempt) with sampling
+/// 1.0 and 0.01. Each side with telemetry has its own pipeline exporting to an in-process OTLP sink
+/// ([`otlp_sink`]: metrics every 60 s, spans in the SDK's batches); every side has its own `tracing` subscriber
+/// (the telemetry's layer over a registry, or a registry at INFO), installed around each call.
 struct TelemetrySide {
     name: &'static str,
     client: Client,
@@ -467,10 +513,15 @@ async fn telemetry_side(
     use mesh_tonic::telemetry::{Sampling, Telemetry, TelemetryConfig};
     use tracing_subscriber::layer::SubscriberExt;
 
+    // Each side's subscriber is installed around each of its calls (the sides share the runtime's threads), which
+    // costs every poll a dispatcher switch: the side without telemetry pays it too, with a registry that takes
+    // INFO and above as the telemetry's layer does (so the request path's DEBUG spans are off on both).
     let Some(ratio) = sampling else {
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO);
         return TelemetrySide {
             name,
-            client: Client::Mesh(mesh_client(addr)),
+            client: Client::Traced(mesh_client(addr), tracing::Dispatch::new(subscriber)),
             telemetry: None,
         };
     };
@@ -496,11 +547,11 @@ fn telemetry_overhead(smoke: bool) {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let collector = mesh_test_support::otlp::OtlpReceiver::start().await.unwrap();
+        let collector = otlp_sink().await;
         let addr = serve().await;
         let mut sides = Vec::new();
         for (name, sampling) in [("off", None), ("on, 1.0", Some(1.0)), ("on, 0.01", Some(0.01))] {
-            sides.push(telemetry_side(addr, name, sampling, &collector.endpoint()).await);
+            sides.push(telemetry_side(addr, name, sampling, &collector).await);
         }
         for _ in 0..500 {
             for side in &mut sides {

@@ -267,9 +267,10 @@ impl MeshBuilder {
     // Telemetry (issue #7): OpenTelemetry over OTLP; see the `telemetry` module.
 
     /// Sends the mesh's metrics and spans to the OTLP/gRPC collector at `endpoint` (`http://host:4317`); see
-    /// [`crate::telemetry`]. The mesh's channels record gRPC's client metrics and put `traceparent` on every
-    /// attempt; the request path's spans are exported once the `tracing` subscriber has the telemetry's layer
-    /// ([`Mesh::telemetry`], then [`Telemetry::init_tracing`] or [`Telemetry::tracing_layer`]).
+    /// [`crate::telemetry`]. The mesh's channels record gRPC's client metrics, a span per call and per attempt,
+    /// and put `traceparent` on every attempt; the application's own `tracing` spans are exported once its
+    /// subscriber has the telemetry's layer ([`Mesh::telemetry`], then [`Telemetry::init_tracing`] or
+    /// [`Telemetry::tracing_layer`]).
     pub fn with_otlp(mut self, endpoint: impl Into<String>) -> Self {
         self.telemetry = Some(TelemetrySource::Config(Box::new(TelemetryConfig::otlp(
             endpoint,

@@ -486,6 +486,54 @@ async fn a_malformed_collector_endpoint_fails_the_build_naming_it() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_call_made_inside_an_application_span_is_its_child() {
+    use tracing::Instrument;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let server = flaky_server(Arc::clone(&seen)).await;
+    let region =
+        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
+    let xds = xds_server(single_cluster(vec![region])).await;
+    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let telemetry = mesh.telemetry().unwrap();
+    // This thread only (the runtime is single-threaded), so other tests' subscribers are not disturbed.
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(telemetry.tracing_layer()),
+    );
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    say_hello(&mut client)
+        .instrument(tracing::info_span!("checkout"))
+        .await;
+    telemetry.flush().await.unwrap();
+
+    let spans = receiver
+        .wait_for_spans(PATIENCE, |spans| {
+            spans.iter().any(is_call) && spans.iter().any(|s| s.name() == "checkout")
+        })
+        .await
+        .unwrap();
+    let application = spans.iter().find(|s| s.name() == "checkout").unwrap();
+    let call = spans.iter().find(|s| is_call(s)).unwrap();
+    assert_eq!(call.trace_id(), application.trace_id());
+    assert_eq!(call.parent_span_id(), application.span_id());
+    assert_eq!(
+        call.span.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Unset as i32),
+        "an OK call is no error: {call:#?}"
+    );
+    // The mesh's own `tracing` spans are not exported a second time through the layer.
+    assert!(
+        !spans
+            .iter()
+            .any(|s| s.name() == "mesh.request" || s.name() == "mesh.attempt"),
+        "{spans:#?}"
+    );
+    telemetry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
     use tracing_subscriber::layer::SubscriberExt;
 

@@ -29,10 +29,12 @@
 //! turned into routing state off the request path and swapped in whole; per-cluster and per-endpoint state
 //! (connections, latency estimates, ejections, rings, counters) carries over for what remains, and what leaves
 //! drains. Failures are answered as gRPC statuses or HTTP 503/504 with a reason ([`error::MeshError`]); telemetry
-//! goes through [`metrics::Metrics`] and `tracing` spans (`mesh.request` per call, `mesh.attempt` per attempt, with
-//! the OpenTelemetry RPC semantic-convention fields `otel.name`, `otel.kind`, `rpc.*`; the call's and its last
-//! attempt's span stay open until the response stream ends and carry its gRPC status), and a
-//! [`metrics::TracePropagator`] writes each attempt's trace context on its request.
+//! goes through [`metrics::Metrics`], a [`metrics::CallTracer`] that makes a span per call and per attempt and
+//! writes each attempt's trace context on its request (OpenTelemetry's, in `mesh-tonic`: sampling is decided before
+//! anything is built), and `tracing` spans at DEBUG (`mesh.request` per call, `mesh.attempt` per attempt, with the
+//! OpenTelemetry RPC semantic-convention fields `otel.name`, `otel.kind`, `rpc.*`), whose context a
+//! [`metrics::TracePropagator`] can write instead. The call's and its last attempt's spans stay open until the
+//! response stream ends and carry its gRPC status.
 //!
 //! On the server side, [`authz`] authorizes incoming requests (gRFC A41): an [`authz::AuthorizationLayer`] evaluates
 //! mesh-core RBAC rules (set in code or swapped in at runtime) against each request and the connection facts the

@@ -18,8 +18,10 @@
 //! counted by the request path's bodies as the frames pass, see [`GrpcMessageBytes`]) to implementations that ask
 //! for them ([`Metrics::records_message_sizes`]) through [`Metrics::attempt_ended`].
 //!
-//! Not here: tracing spans (the request path emits them with `tracing` directly; [`TracePropagator`] carries their
-//! context on outgoing requests).
+//! Spans: the request path emits `tracing` spans (`mesh.request`, `mesh.attempt`, at DEBUG) and, when a
+//! [`CallTracer`] is set, has it make a span per call and per attempt directly (OpenTelemetry's, in `mesh-tonic`),
+//! which also writes each attempt's trace context; without one, a [`TracePropagator`] can write the context of the
+//! `tracing` spans instead.
 
 use std::time::Duration;
 
@@ -66,8 +68,9 @@ pub struct AttemptStart<'a> {
     pub attempt: u32,
 }
 
-/// Carries the trace context of the request path's spans on outgoing requests (W3C `traceparent`, ...). Set on
-/// [`MeshOptions`](crate::options::MeshOptions); called once per attempt, before it is sent.
+/// Carries the trace context of the request path's `tracing` spans on outgoing requests (W3C `traceparent`, ...).
+/// Set on [`MeshOptions`](crate::options::MeshOptions); called once per attempt, before it is sent, unless a
+/// [`CallTracer`] is set (which writes its own spans' context).
 pub trait TracePropagator: Send + Sync + 'static {
     /// Writes the context of `span` (the attempt's `mesh.attempt` span; it may be disabled, then the current span,
     /// the request's `mesh.request`, is the one to use) into `headers`.
@@ -290,8 +293,10 @@ impl Metrics for NoMetrics {
 
 mod fanout;
 mod message_size;
+mod trace;
 pub use fanout::FanOut;
 pub use message_size::{GrpcMessageBytes, MessageBytesCounter, MessageBytesTotal};
+pub use trace::{AttemptSpan, AttemptSpanStart, CallSpan, CallSpanStart, CallTracer, SpanEnd};
 
 #[cfg(test)]
 mod tests {

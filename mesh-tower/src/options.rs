@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mesh_core::route::RetryBudget;
 
-use crate::metrics::{Metrics, NoMetrics, TracePropagator};
+use crate::metrics::{CallTracer, Metrics, NoMetrics, TracePropagator};
 use crate::tls::CertificateProviders;
 
 /// Backoff between attempts to reconnect to an endpoint whose connection failed (gRPC's connection backoff,
@@ -91,8 +91,11 @@ pub struct MeshOptions {
     pub rng_seed: Option<u64>,
     /// Where counters and histograms go.
     pub metrics: Arc<dyn Metrics>,
-    /// What writes the trace context on each attempt's request (W3C `traceparent`); `None` writes nothing.
+    /// What writes the trace context of the `tracing` spans on each attempt's request (W3C `traceparent`), when
+    /// no [`tracer`](Self::tracer) does; `None` writes nothing.
     pub propagator: Option<Arc<dyn TracePropagator>>,
+    /// What makes a span per call and per attempt and writes each attempt's trace context; `None` makes none.
+    pub tracer: Option<Arc<dyn CallTracer>>,
     /// The certificate provider instances clusters' `UpstreamTls` names (gRFC A29); empty by default, so a
     /// cluster with TLS fails its calls until its instances are given here.
     pub certificate_providers: CertificateProviders,
@@ -156,6 +159,13 @@ impl MeshOptions {
         self
     }
 
+    /// Sets what makes the spans of calls and attempts (and writes their trace context on each attempt).
+    #[must_use]
+    pub fn with_tracer(mut self, tracer: Arc<dyn CallTracer>) -> Self {
+        self.tracer = Some(tracer);
+        self
+    }
+
     /// These options for a channel to `target`: the metrics labelled with it when they label by target (see
     /// [`Metrics::for_target`]).
     #[must_use]
@@ -185,6 +195,7 @@ impl Default for MeshOptions {
             rng_seed: None,
             metrics: Arc::new(NoMetrics),
             propagator: None,
+            tracer: None,
             certificate_providers: CertificateProviders::new(),
         }
     }
@@ -200,6 +211,7 @@ impl fmt::Debug for MeshOptions {
             .field("default_retry_budget", &self.default_retry_budget)
             .field("rng_seed", &self.rng_seed)
             .field("propagator", &self.propagator.is_some())
+            .field("tracer", &self.tracer.is_some())
             .field("certificate_providers", &self.certificate_providers)
             .finish_non_exhaustive()
     }

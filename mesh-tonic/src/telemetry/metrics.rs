@@ -16,6 +16,8 @@ use mesh_tower::status::Code;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
 use opentelemetry::{Key, KeyValue, Value};
 
+use super::series::{AttemptKey, AttemptSeries, LabelHash, MethodSeries, SeriesMap};
+
 /// How many distinct method names are recorded as they are before new ones are recorded as `other` (gRFC A66:
 /// bounded cardinality).
 pub const DEFAULT_MAX_METHODS: usize = 200;
@@ -192,8 +194,15 @@ impl<K: Eq + Hash + Clone> LabelCache<K> {
         K: std::borrow::Borrow<Q>,
         Q: Eq + Hash + ?Sized,
     {
-        if let Some(value) = self.values.load().get(key) {
-            return Some(value.clone());
+        {
+            let values = self.values.load();
+            if let Some(value) = values.get(key) {
+                return Some(value.clone());
+            }
+            // Full: no lock for values that will not be added (methods past the limit, on every call).
+            if values.len() >= limit {
+                return None;
+            }
         }
         let _adding = self.adding.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.values.load_full();
@@ -261,6 +270,8 @@ struct Shared {
 pub struct OtelMetrics {
     shared: Arc<Shared>,
     target: KeyValue,
+    /// This channel's bound series by method (`None`: `other`).
+    series: Arc<SeriesMap<Option<Box<str>>, MethodSeries>>,
 }
 
 impl OtelMetrics {
@@ -277,20 +288,51 @@ impl OtelMetrics {
                 max_methods: DEFAULT_MAX_METHODS,
             }),
             target: KeyValue::new(TARGET, OTHER),
+            series: Arc::new(SeriesMap::new()),
         }
     }
 
-    fn method(&self, method: &str, grpc: bool) -> KeyValue {
-        let value = split_grpc_path(method)
+    /// The `grpc.method` value of the gRPC method `name`, `None` past the limit (then it is `other`).
+    fn method_value(&self, name: &str) -> Option<Value> {
+        self.shared.methods.get(name, self.shared.max_methods, || {
+            (name.into(), Value::from(Arc::<str>::from(name)))
+        })
+    }
+
+    /// Calls `with` on this channel's series of `method`, bound the first time.
+    fn with_series<R>(
+        &self,
+        method: &str,
+        grpc: bool,
+        with: impl FnOnce(&MethodSeries) -> R,
+    ) -> Option<R> {
+        let mut with = Some(with);
+        let mut apply = |series: &MethodSeries| with.take().map(|with| with(series));
+        if let Some(name) = split_grpc_path(method)
             .filter(|_| grpc)
-            .and_then(|_| {
-                let name = method.trim_start_matches('/');
-                self.shared.methods.get(name, self.shared.max_methods, || {
-                    (name.into(), Value::from(Arc::<str>::from(name)))
-                })
-            })
-            .unwrap_or(Value::from(OTHER));
-        KeyValue::new(METHOD, value)
+            .map(|_| method.trim_start_matches('/'))
+        {
+            let hash = LabelHash::of(name);
+            let is = |key: &Option<Box<str>>| key.as_deref() == Some(name);
+            if let Some(done) = self.series.get(hash, is, &mut apply) {
+                return done;
+            }
+            if let Some(value) = self.method_value(name) {
+                let make = || (Some(name.into()), self.bind_method(value));
+                return self.series.with(hash, is, usize::MAX, make, &mut apply)?;
+            }
+        }
+        let make = || (None, self.bind_method(Value::from(OTHER)));
+        self.series
+            .with(0, Option::is_none, usize::MAX, make, &mut apply)?
+    }
+
+    fn bind_method(&self, method: Value) -> MethodSeries {
+        let labels = [KeyValue::new(METHOD, method), self.target.clone()];
+        MethodSeries::new(
+            self.shared.instruments.attempt_started.bind(&labels),
+            labels,
+        )
     }
 
     fn cluster(&self, cluster: &str) -> KeyValue {
@@ -330,6 +372,19 @@ impl OtelMetrics {
     }
 }
 
+/// The outcome as a number that tells status labels apart: the gRPC code, or 1000 + the HTTP status.
+fn status_key(outcome: Option<Outcome>, grpc: bool) -> u32 {
+    match outcome {
+        Some(outcome) if grpc => outcome
+            .grpc_status
+            .unwrap_or_else(|| Code::from_http_status(outcome.http_status))
+            .as_u32(),
+        Some(outcome) => 1000 + u32::from(outcome.http_status),
+        None if grpc => Code::Unavailable.as_u32(),
+        None => 1000 + 503,
+    }
+}
+
 /// The outcome as a status label: `grpc.status` for gRPC, `http.response.status_code` otherwise.
 fn status(outcome: Option<Outcome>, grpc: bool) -> KeyValue {
     match outcome {
@@ -347,43 +402,37 @@ fn status(outcome: Option<Outcome>, grpc: bool) -> KeyValue {
     }
 }
 
-/// gRFC A66's per-attempt message sizes, when the request path measured them.
-fn record_sizes(instruments: &Instruments, end: &AttemptEnd, attributes: &[KeyValue]) {
-    if let Some(sent) = end.sent_message_bytes {
-        instruments.attempt_sent.record(sent, attributes);
-    }
-    if let Some(received) = end.received_message_bytes {
-        instruments.attempt_received.record(received, attributes);
-    }
-}
-
 impl Metrics for OtelMetrics {
     fn for_target(&self, target: &str) -> Option<Arc<dyn Metrics>> {
         Some(Arc::new(Self {
             shared: Arc::clone(&self.shared),
             target: KeyValue::new(TARGET, target.to_owned()),
+            series: Arc::new(SeriesMap::new()),
         }))
     }
 
     fn call_finished(&self, call: &CallLabels<'_>, outcome: Outcome, duration: Duration) {
-        self.shared.instruments.call_duration.record(
-            duration.as_secs_f64(),
-            &[
-                self.method(call.method, call.grpc),
-                self.target.clone(),
-                status(Some(outcome), call.grpc),
-            ],
-        );
+        let key = status_key(Some(outcome), call.grpc);
+        self.with_series(call.method, call.grpc, |series| {
+            let make = || {
+                let [method, target] = series.labels.clone();
+                let labels = [method, target, status(Some(outcome), call.grpc)];
+                (key, self.shared.instruments.call_duration.bind(&labels))
+            };
+            series.calls.with(
+                u64::from(key),
+                |known| *known == key,
+                usize::MAX,
+                make,
+                |histogram| histogram.record(duration.as_secs_f64()),
+            );
+        });
     }
 
     fn attempt_started(&self, attempt: &AttemptStart<'_>) {
-        self.shared.instruments.attempt_started.add(
-            1,
-            &[
-                self.method(attempt.method, attempt.grpc),
-                self.target.clone(),
-            ],
-        );
+        self.with_series(attempt.method, attempt.grpc, |series| {
+            series.attempt_started.add(1);
+        });
     }
 
     fn attempt_finished(
@@ -396,18 +445,46 @@ impl Metrics for OtelMetrics {
     }
 
     fn attempt_ended(&self, labels: &AttemptLabels<'_>, end: &AttemptEnd) {
-        let instruments = &self.shared.instruments;
-        let attributes = [
-            self.method(labels.method, labels.grpc),
-            self.target.clone(),
-            status(end.outcome, labels.grpc),
-            self.locality(labels.locality),
-            self.cluster(labels.cluster),
-        ];
-        instruments
-            .attempt_duration
-            .record(end.duration.as_secs_f64(), &attributes);
-        record_sizes(instruments, end, &attributes);
+        let key = status_key(end.outcome, labels.grpc);
+        self.with_series(labels.method, labels.grpc, |series| {
+            let make = || {
+                let [method, target] = series.labels.clone();
+                let attributes = [
+                    method,
+                    target,
+                    status(end.outcome, labels.grpc),
+                    self.locality(labels.locality),
+                    self.cluster(labels.cluster),
+                ];
+                let key = AttemptKey {
+                    status: key,
+                    cluster: Arc::from(labels.cluster),
+                    locality: labels.locality.clone(),
+                };
+                let instruments = &self.shared.instruments;
+                let bound = AttemptSeries {
+                    duration: instruments.attempt_duration.bind(&attributes),
+                    sent: instruments.attempt_sent.bind(&attributes),
+                    received: instruments.attempt_received.bind(&attributes),
+                };
+                (key, bound)
+            };
+            series.attempts.with(
+                AttemptKey::hash(key, labels.cluster, labels.locality),
+                |known| known.is(key, labels.cluster, labels.locality),
+                usize::MAX,
+                make,
+                |bound| {
+                    bound.duration.record(end.duration.as_secs_f64());
+                    if let Some(sent) = end.sent_message_bytes {
+                        bound.sent.record(sent);
+                    }
+                    if let Some(received) = end.received_message_bytes {
+                        bound.received.record(received);
+                    }
+                },
+            );
+        });
     }
 
     fn records_message_sizes(&self) -> bool {

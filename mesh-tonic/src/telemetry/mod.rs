@@ -1,5 +1,5 @@
-//! OpenTelemetry for the mesh's channels: metrics with gRPC's names over OTLP, the request path's spans exported
-//! through `tracing-opentelemetry`, and W3C Trace Context on every attempt.
+//! OpenTelemetry for the mesh's channels: metrics with gRPC's names over OTLP, a span per call and per attempt,
+//! and W3C Trace Context on every attempt.
 //!
 //! A [`Telemetry`] owns an OTLP/gRPC metrics pipeline and trace pipeline (opentelemetry-otlp over tonic) for one
 //! [`TelemetryConfig`] (collector endpoint, `service.name` and resource attributes, sampling), and, when asked, a
@@ -14,13 +14,19 @@
 //!   `grpc.method`, `grpc.target`, `grpc.status`, A78's `grpc.lb.locality`, A89's `grpc.lb.backend_service`, and
 //!   the mesh's retry, retry-budget, circuit-breaker, outlier and fault counters), and the xDS client records
 //!   [`OtelXdsMetrics`] (A78: valid and invalid resource updates, server failures and connectivity);
-//! - every attempt carries `traceparent` (and `tracestate`) from its span ([`W3cPropagator`]);
+//! - every call and every attempt has a span, made with this telemetry's tracer as the request path runs (no
+//!   `tracing` subscriber needed): the call's (INTERNAL) is a child of the current OpenTelemetry context (the
+//!   application's span, or the server call the request is made from), each attempt's (CLIENT) a child of the
+//!   call's, named and attributed by the OpenTelemetry semantic conventions for RPC. Sampling is decided as a
+//!   span starts, and a span not sampled is built no further (see `spans.rs`);
+//! - every attempt carries `traceparent` (and `tracestate`) from its span, sampled or not;
 //! - every xDS-enabled server of the mesh ([`Mesh::server`](crate::Mesh::server)) records gRFC A66's
 //!   `grpc.server.call.*` metrics and a SERVER span per call whose parent is the caller's `traceparent`, exported
 //!   through this telemetry's own tracer (no `tracing` subscriber needed); see `ServerTelemetry` in `server.rs`;
-//! - the request path's `tracing` spans (`mesh.request` per call, `mesh.attempt` per attempt, named and attributed
-//!   by the OpenTelemetry semantic conventions for RPC) become OpenTelemetry spans once the subscriber has
-//!   [`Telemetry::tracing_layer`] (or [`Telemetry::init_tracing`] installs one).
+//! - the application's own `tracing` spans become OpenTelemetry spans once its subscriber has
+//!   [`Telemetry::tracing_layer`] (or [`Telemetry::init_tracing`] installs one), and a call made inside one of
+//!   them is its child. [`W3cPropagator`] writes the context of `tracing` spans instead, for channels that use
+//!   their own `tracing-opentelemetry` setup rather than this telemetry's spans.
 //!
 //! ```no_run
 //! use mesh_tonic::Mesh;
@@ -50,7 +56,9 @@ mod config;
 mod metrics;
 mod prometheus;
 mod propagation;
+mod series;
 mod server;
+mod spans;
 mod xds;
 
 use std::sync::Arc;
@@ -75,6 +83,7 @@ pub use metrics::{DEFAULT_MAX_METHODS, OtelMetrics};
 pub use prometheus::{PROMETHEUS_CONTENT_TYPE, PROMETHEUS_PATH};
 pub use propagation::W3cPropagator;
 pub(crate) use server::{ServerCall, ServerTelemetry};
+use spans::OtelTracer;
 pub use xds::OtelXdsMetrics;
 
 /// The instrumentation scope of the mesh's meters and tracer.
@@ -253,14 +262,16 @@ impl Telemetry {
         Arc::clone(&self.inner.server)
     }
 
-    /// The W3C Trace Context propagator for attempts.
+    /// A W3C Trace Context propagator writing the context of the request path's `tracing` spans, for options that
+    /// take spans from an application's own `tracing-opentelemetry` setup instead of this telemetry's tracer
+    /// ([`apply`](Self::apply) sets the tracer, which writes its own spans' context).
     #[must_use]
     pub fn propagator(&self) -> Arc<dyn TracePropagator> {
         Arc::new(W3cPropagator::new())
     }
 
     /// `options` with this telemetry's metrics next to the metrics they already had (both receive every event) and
-    /// this telemetry's propagator.
+    /// this telemetry's spans of calls and attempts (which write each attempt's `traceparent`).
     #[must_use]
     pub fn apply(&self, options: MeshOptions) -> MeshOptions {
         let metrics: Arc<dyn Metrics> = Arc::new(FanOut::new(vec![
@@ -269,7 +280,7 @@ impl Telemetry {
         ]));
         options
             .with_metrics(metrics)
-            .with_propagator(self.propagator())
+            .with_tracer(Arc::new(OtelTracer::new(self.tracer())))
     }
 
     /// The tracer, for applications that build their own `tracing-opentelemetry` layer.
@@ -278,16 +289,16 @@ impl Telemetry {
         self.inner.tracer_provider.tracer_with_scope(scope())
     }
 
-    /// A `tracing` layer exporting spans through this telemetry: INFO and above, and DEBUG for the request path
-    /// (`mesh_tower`, whose per-attempt spans are at DEBUG). Add it to the application's subscriber.
+    /// A `tracing` layer exporting the application's spans through this telemetry, INFO and above: the
+    /// application's own spans (the mesh's calls and attempts are this telemetry's spans already, made by the
+    /// tracer [`apply`](Self::apply) sets; their `tracing` twins are at DEBUG, so this layer builds nothing for
+    /// them). Add it to the application's subscriber: a call made inside one of its spans is that span's child.
     #[must_use]
     pub fn tracing_layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
     {
-        let filter = Targets::new()
-            .with_default(LevelFilter::INFO)
-            .with_target("mesh_tower", LevelFilter::DEBUG);
+        let filter = Targets::new().with_default(LevelFilter::INFO);
         tracing_opentelemetry::layer()
             .with_tracer(self.tracer())
             .with_filter(filter)

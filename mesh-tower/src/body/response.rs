@@ -25,7 +25,8 @@ use crate::cluster::OutcomeRecorder;
 use crate::error::MeshError;
 use crate::lb::{Permit, RequestGuard};
 use crate::metrics::{
-    AttemptEnd, AttemptLabels, CallLabels, GrpcMessageBytes, MessageBytesTotal, Metrics, Outcome,
+    AttemptEnd, AttemptLabels, AttemptSpan, CallLabels, CallSpan, GrpcMessageBytes, MessageBytesTotal, Metrics,
+    Outcome, SpanEnd,
 };
 use crate::status::{self, Code};
 
@@ -43,6 +44,8 @@ pub(crate) struct PendingAttempt {
     pub(crate) sent: Option<MessageBytesTotal>,
     /// The response's message bytes, counted as the stream passes, when measured.
     pub(crate) received: Option<GrpcMessageBytes>,
+    /// The tracer's span of the attempt.
+    pub(crate) trace: Option<Box<dyn AttemptSpan>>,
 }
 
 /// The end-of-call bookkeeping of one request: released when the response stream ends or is dropped.
@@ -65,6 +68,10 @@ pub(crate) struct CallGuard {
     pub(crate) attempt: Option<PendingAttempt>,
     /// The call's span, kept open until the stream ends.
     pub(crate) span: tracing::Span,
+    /// The tracer's span of the call, given once the response is made ([`ResponseBody::attach_call_span`]).
+    pub(crate) call_span: Option<Box<dyn CallSpan>>,
+    /// The gRPC status the call finished with, for a call span given after the end.
+    pub(crate) final_code: Option<Code>,
     pub(crate) finished: bool,
 }
 
@@ -85,8 +92,15 @@ impl CallGuard {
             .path
             .as_ref()
             .map_or("/", http::uri::PathAndQuery::path);
+        let ended = SpanEnd::Response {
+            http_status: self.http_status,
+            grpc_status,
+        };
         if let Some(attempt) = self.attempt.take() {
             record_status(&attempt.span, grpc_status);
+            if let Some(trace) = attempt.trace {
+                trace.end(ended);
+            }
             let labels = AttemptLabels {
                 cluster: &attempt.cluster,
                 locality: &attempt.locality,
@@ -107,6 +121,10 @@ impl CallGuard {
         }
         record_status(&self.span, grpc_status);
         self.span = tracing::Span::none();
+        self.final_code = grpc_status;
+        if let Some(call_span) = self.call_span.take() {
+            call_span.end(ended);
+        }
         self.metrics.call_finished(
             &CallLabels::new(&self.cluster, method, self.grpc),
             Outcome::new(self.http_status, grpc_status),
@@ -115,6 +133,20 @@ impl CallGuard {
         self.permit = None;
         self.outstanding = None;
         self.budget = None;
+    }
+}
+
+impl CallGuard {
+    /// Hands the call's tracer span to the guard, to end with the call; a call already ended ends it now.
+    fn attach_call_span(&mut self, call_span: Box<dyn CallSpan>) {
+        if self.finished {
+            call_span.end(SpanEnd::Response {
+                http_status: self.http_status,
+                grpc_status: self.final_code,
+            });
+        } else {
+            self.call_span = Some(call_span);
+        }
     }
 }
 
@@ -210,6 +242,19 @@ impl ResponseBody {
                 guard,
                 done,
             },
+        }
+    }
+}
+
+impl ResponseBody {
+    /// Gives the call's tracer span to the stream, which ends it with the call.
+    pub(crate) fn attach_call_span(&mut self, call_span: Box<dyn CallSpan>) {
+        match &mut self.inner {
+            Inner::Upstream {
+                guard: Some(guard), ..
+            } => guard.attach_call_span(call_span),
+            // Nothing to end it with: it ends without a status as it is dropped.
+            _ => drop(call_span),
         }
     }
 }

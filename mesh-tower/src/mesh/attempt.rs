@@ -18,7 +18,8 @@ use crate::endpoint::{Endpoint, Outstanding};
 use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
 use crate::metrics::{
-    AttemptEnd, AttemptLabels, AttemptStart, GrpcMessageBytes, MessageBytesTotal, Metrics, Outcome,
+    AttemptEnd, AttemptLabels, AttemptSpanStart, AttemptStart, CallSpan, GrpcMessageBytes, MessageBytesTotal,
+    Metrics, Outcome, SpanEnd,
     split_grpc_path,
 };
 use crate::retry;
@@ -37,6 +38,8 @@ pub(super) struct AttemptSpec<'a> {
     pub(super) method: &'a str,
     /// The call's deadline, for an attempt cut by it.
     pub(super) deadline: Option<Instant>,
+    /// The tracer's span of the call.
+    pub(super) call_span: Option<&'a dyn CallSpan>,
 }
 
 /// What an attempt holds until its response stream ends.
@@ -176,7 +179,24 @@ pub(super) async fn run(
             }
         }
     };
-    if let Some(propagator) = &leaf.runtime().options.propagator {
+    // The tracer writes its attempt span's context; without one, the propagator writes the `tracing` span's.
+    let mut attempt_span = None;
+    if let Some(call_span) = spec.call_span {
+        // Standard methods clone without allocating.
+        let http_method = request.method().clone();
+        attempt_span = Some(call_span.start_attempt(
+            &AttemptSpanStart {
+                cluster: leaf.name(),
+                locality,
+                endpoint: endpoint.label(),
+                attempt: spec.number,
+                path: spec.method,
+                http_method: &http_method,
+                grpc: spec.grpc,
+            },
+            request.headers_mut(),
+        ));
+    } else if let Some(propagator) = &leaf.runtime().options.propagator {
         propagator.inject(&span, request.headers_mut());
     }
     // gRFC A66: the request's message bytes are counted as the connection sends them.
@@ -263,7 +283,7 @@ pub(super) async fn run(
             if spec.grpc && http_status == 200 && code.is_none() {
                 // The status comes in trailers: metrics and span are completed with the call (gRFC A66), unless
                 // nothing would take them (metrics without attempt events, no subscriber for the span).
-                if spec.metrics.records_attempts() || traced {
+                if spec.metrics.records_attempts() || traced || attempt_span.is_some() {
                     held.attempt = Some(PendingAttempt {
                         cluster: Arc::clone(leaf.name()),
                         locality: locality.clone(),
@@ -273,9 +293,16 @@ pub(super) async fn run(
                         span: span.clone(),
                         received: sent_bytes.is_some().then(GrpcMessageBytes::default),
                         sent: sent_bytes,
+                        trace: attempt_span.take(),
                     });
                 }
             } else {
+                if let Some(attempt_span) = attempt_span.take() {
+                    attempt_span.end(SpanEnd::Response {
+                        http_status,
+                        grpc_status: code,
+                    });
+                }
                 spec.metrics
                     .attempt_ended(&labels, &ended(Some(Outcome::new(http_status, code))));
             }
@@ -298,6 +325,12 @@ pub(super) async fn run(
             endpoint.observe(elapsed, true, finished.into_std());
             span.record("status", tracing::field::display(error));
             span.record("otel.status_code", "error");
+            if let Some(attempt_span) = attempt_span.take() {
+                attempt_span.end(SpanEnd::Failed {
+                    error,
+                    grpc_status: None,
+                });
+            }
             spec.metrics.attempt_ended(&labels, &ended(None));
             record(OutlierOutcome::connect_failure());
             match error {

@@ -22,7 +22,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{MeshError, TransportFailure};
 use crate::fault;
 use crate::lb::{RequestGuard, RetryGuard, retry_backoff};
-use crate::metrics::{CallLabels, Outcome, split_grpc_path};
+use crate::metrics::{CallLabels, CallSpan, CallSpanStart, Outcome, SpanEnd, split_grpc_path};
 use crate::router::{self, Decision, RequestFacts};
 use crate::runtime::RequestRng;
 use crate::status;
@@ -71,15 +71,27 @@ pub(super) async fn handle(
     let labels = CallLabels::new(cluster, method, grpc);
     metrics.call_started(&labels);
     let rpc = split_grpc_path(method).filter(|_| grpc);
-    // OpenTelemetry semantic conventions for RPC spans: named `service/method`, `rpc.*` attributes.
-    let span = tracing::info_span!(
+    let route = decision.route.name.as_deref().unwrap_or("");
+    // The tracer's span (OpenTelemetry's): sampled or not, it is the parent of the attempts' trace context.
+    let call_span = shared.runtime.options.tracer.as_ref().map(|tracer| {
+        tracer.start_call(&CallSpanStart {
+            cluster,
+            route,
+            path: method,
+            http_method: request.method(),
+            grpc,
+        })
+    });
+    // OpenTelemetry semantic conventions for RPC spans: named `service/method`, `rpc.*` attributes. At DEBUG:
+    // OpenTelemetry's spans come from the tracer, so a subscriber at INFO builds nothing per call.
+    let span = tracing::debug_span!(
         "mesh.request",
         otel.name = rpc.map_or(request.method().as_str(), |_| method.trim_start_matches('/')),
         rpc.system = rpc.map(|_| "grpc"),
         rpc.service = rpc.map(|(service, _)| service),
         rpc.method = rpc.map(|(_, name)| name),
         cluster = %cluster,
-        route = decision.route.name.as_deref().unwrap_or(""),
+        route,
         grpc,
         status = tracing::field::Empty,
         rpc.grpc.status_code = tracing::field::Empty,
@@ -92,6 +104,7 @@ pub(super) async fn handle(
         decision: &decision,
         grpc,
         span: &span,
+        call_span: call_span.as_deref(),
         path: path.as_ref(),
         method,
         deadline,
@@ -120,11 +133,20 @@ pub(super) async fn handle(
         None => exchange.run(request, &mut rng).await,
     };
     match result {
-        Ok(response) => {
+        Ok(mut response) => {
             span.record("status", response.status().as_u16());
+            if let Some(call_span) = call_span {
+                response.body_mut().attach_call_span(call_span);
+            }
             response
         }
         Err(error) => {
+            if let Some(call_span) = call_span {
+                call_span.end(SpanEnd::Failed {
+                    error: &error,
+                    grpc_status: grpc.then(|| error.code()),
+                });
+            }
             span.record("status", tracing::field::display(&error));
             span.record("otel.status_code", "error");
             if grpc {
@@ -219,6 +241,8 @@ struct Exchange<'a> {
     grpc: bool,
     /// The call's span, kept open by the response stream.
     span: &'a tracing::Span,
+    /// The tracer's span of the call, the attempts' parent.
+    call_span: Option<&'a dyn CallSpan>,
     /// The request's path, kept for the end-of-call metrics.
     path: Option<&'a PathAndQuery>,
     /// The request's path.
@@ -302,6 +326,7 @@ impl Exchange<'_> {
                 metrics,
                 method: self.method,
                 deadline: self.deadline.map(|(at, _)| at),
+                call_span: self.call_span,
             };
             let attempt = attempt::run(leaf, &table, &spec, request, rng).await;
             if let Some(policy) =
@@ -372,6 +397,8 @@ impl Exchange<'_> {
             budget,
             attempt: attempt.held.attempt,
             span: self.span.clone(),
+            call_span: None,
+            final_code: None,
             finished: false,
         };
         let body = ResponseBody::upstream(body, self.deadline, Some(guard));
