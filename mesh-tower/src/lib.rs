@@ -65,8 +65,10 @@
 //!
 //! The server side of TLS ([`tls::ServerTls`], [`tls::accept`]) lives here too, for the xDS-enabled server.
 //!
-//! Load reports (gRFC A27 LRS): [`load_report::LoadRecorder`] counts attempts per cluster and locality into a
-//! `mesh-core` load store, combined with other metrics through [`metrics::FanOut`]; the xDS client sends them.
+//! Load reports (gRFC A27 LRS): [`MeshOptions::load_store`](options::MeshOptions::load_store) counts attempts per
+//! locality of each cluster with an `lrs_server` into a `mesh-core` load store, through counters resolved when the
+//! cluster's endpoints are set; the xDS client sends them. [`load_report::LoadRecorder`] counts the same through
+//! [`metrics::Metrics`] events, looking clusters up by name.
 //!
 //! Not for: xDS. This crate never sees Envoy protos; it takes snapshots from any source. Not yet: weighted round
 //! robin with load reports (endpoints are then picked at random by weight), HTTP/1.1 upstreams, certificate

@@ -1,6 +1,8 @@
 //! One request, end to end: wait for configuration if there is none yet, route, inject faults, then attempts with
 //! retries (gRFC A44) under the request's deadline (gRFC A31).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,9 +42,12 @@ pub(super) async fn handle(
     } else {
         None
     };
-    let state = match ready_state(&shared, header_timeout, started).await {
+    let state = match ready_state(&shared, header_timeout, started) {
         Ok(state) => state,
-        Err(error) => return error_response(error, grpc),
+        Err(wait) => match wait.await {
+            Ok(state) => state,
+            Err(error) => return error_response(error, grpc),
+        },
     };
     let ConfigState::Ready(routing) = &*state else {
         return error_response(
@@ -70,21 +75,7 @@ pub(super) async fn handle(
     let method = path.as_ref().map_or("/", PathAndQuery::path);
     let labels = CallLabels::new(cluster, method, grpc);
     metrics.call_started(&labels);
-    let rpc = split_grpc_path(method).filter(|_| grpc);
-    // OpenTelemetry semantic conventions for RPC spans: named `service/method`, `rpc.*` attributes.
-    let span = tracing::info_span!(
-        "mesh.request",
-        otel.name = rpc.map_or(request.method().as_str(), |_| method.trim_start_matches('/')),
-        rpc.system = rpc.map(|_| "grpc"),
-        rpc.service = rpc.map(|(service, _)| service),
-        rpc.method = rpc.map(|(_, name)| name),
-        cluster = %cluster,
-        route = decision.route.name.as_deref().unwrap_or(""),
-        grpc,
-        status = tracing::field::Empty,
-        rpc.grpc.status_code = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-    );
+    let span = request_span(&request, method, cluster, &decision, grpc);
     let deadline = decision.timeout.map(|timeout| (started + timeout, timeout));
     let exchange = Exchange {
         shared: &shared,
@@ -142,44 +133,97 @@ pub(super) async fn handle(
     }
 }
 
-/// The routing state, waiting for the first configuration when there is none yet.
-async fn ready_state(
-    shared: &Shared,
+/// The call's span (OpenTelemetry semantic conventions for RPC spans: named `service/method`, `rpc.*` attributes).
+/// Out of line: the code that fills a span's fields is large, and inline it would spread the request's hot path over
+/// more instruction-cache lines even when no subscriber takes the span.
+#[inline(never)]
+fn request_span(
+    request: &Request<CallerBody>,
+    method: &str,
+    cluster: &Arc<str>,
+    decision: &Decision<'_>,
+    grpc: bool,
+) -> tracing::Span {
+    // Field values are computed only when a subscriber takes the span.
+    let rpc = || split_grpc_path(method).filter(|_| grpc);
+    tracing::info_span!(
+        "mesh.request",
+        otel.name = rpc().map_or(request.method().as_str(), |_| method.trim_start_matches('/')),
+        rpc.system = rpc().map(|_| "grpc"),
+        rpc.service = rpc().map(|(service, _)| service),
+        rpc.method = rpc().map(|(_, name)| name),
+        cluster = %cluster,
+        route = decision.route.name.as_deref().unwrap_or(""),
+        grpc,
+        status = tracing::field::Empty,
+        rpc.grpc.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// The routing state: the current one when the service is configured (one atomic load), else the wait for the
+/// first configuration.
+fn ready_state(
+    shared: &Arc<Shared>,
     header_timeout: Option<Duration>,
     started: Instant,
-) -> Result<Arc<ConfigState>, MeshError> {
-    let wait = shared.runtime.options.initial_config_timeout;
-    let wait = match header_timeout {
-        Some(header) => wait.min(header),
-        None => wait,
-    };
+) -> Result<Arc<ConfigState>, WaitForState> {
     // The common case, configured, without registering a waiter: `Notify::notified().enable()` takes the
     // notifier's lock (twice with the drop), shared by every request of the service.
     let state = shared.state.load_full();
     if let ConfigState::Ready(_) = &*state {
         return Ok(state);
     }
-    let give_up = started + wait;
-    loop {
-        let changed = shared.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let state = shared.state.load_full();
-        match &*state {
-            ConfigState::Ready(_) => return Ok(state),
-            ConfigState::Failed(reason) => {
-                return Err(MeshError::ConfigFailed {
-                    reason: Arc::clone(reason),
+    Err(wait_for_state(Arc::clone(shared), header_timeout, started))
+}
+
+/// Waiting for the first configuration: boxed, out of the request's state machine, so that the code polling it is
+/// not laid out in the middle of the request's hot path.
+type WaitForState = Pin<Box<dyn Future<Output = Result<Arc<ConfigState>, MeshError>> + Send>>;
+
+#[cold]
+#[inline(never)]
+fn wait_for_state(
+    shared: Arc<Shared>,
+    header_timeout: Option<Duration>,
+    started: Instant,
+) -> WaitForState {
+    Box::pin(async move {
+        let wait = shared.runtime.options.initial_config_timeout;
+        let wait = match header_timeout {
+            Some(header) => wait.min(header),
+            None => wait,
+        };
+        let give_up = started + wait;
+        loop {
+            let changed = shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let state = shared.state.load_full();
+            match &*state {
+                ConfigState::Ready(_) => return Ok(state),
+                ConfigState::Failed(reason) => {
+                    return Err(MeshError::ConfigFailed {
+                        reason: Arc::clone(reason),
+                    });
+                }
+                ConfigState::Waiting => {}
+            }
+            if tokio::time::timeout_at(give_up, changed).await.is_err() {
+                return Err(MeshError::NoConfig {
+                    waited: started.elapsed(),
                 });
             }
-            ConfigState::Waiting => {}
         }
-        if tokio::time::timeout_at(give_up, changed).await.is_err() {
-            return Err(MeshError::NoConfig {
-                waited: started.elapsed(),
-            });
-        }
-    }
+    })
+}
+
+/// A sleep on the rare paths (an injected delay, a retry's backoff), boxed for the same reason as
+/// [`wait_for_state`].
+#[cold]
+#[inline(never)]
+fn cold_sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(tokio::time::sleep(duration))
 }
 
 /// The caller's body, as each attempt gets it.
@@ -241,7 +285,7 @@ impl Exchange<'_> {
             let plan = fault::plan(config, &parts.headers, self.grpc, &self.shared.faults, rng);
             if let Some(delay) = plan.delay {
                 metrics.fault_injected(cluster, false);
-                tokio::time::sleep(delay).await;
+                cold_sleep(delay).await;
             }
             if let Some(abort) = plan.abort {
                 metrics.fault_injected(cluster, true);
@@ -338,7 +382,7 @@ impl Exchange<'_> {
                     drop(attempt.result);
                     drop(attempt.held);
                     number += 1;
-                    tokio::time::sleep(retry_backoff(number, &policy.backoff, rng)).await;
+                    cold_sleep(retry_backoff(number, &policy.backoff, rng)).await;
                     continue;
                 }
                 metrics.retry_budget_exhausted(leaf.name());
@@ -370,6 +414,7 @@ impl Exchange<'_> {
             outstanding: attempt.held.outstanding,
             budget,
             attempt: attempt.held.attempt,
+            load: attempt.held.load,
             span: self.span.clone(),
             finished: false,
         };
