@@ -110,27 +110,46 @@ pub(super) async fn handle(
         }
         None => exchange.run(request, &mut rng).await,
     };
-    match result {
+    // The response (with the call's bookkeeping, some hundreds of bytes) is made here, at the last level of the
+    // request's futures: each level it would cross moves it once more.
+    match result.and_then(|exchanged| exchange.finish(exchanged)) {
         Ok(response) => {
             span.record("status", response.status().as_u16());
             response
         }
-        Err(error) => {
-            span.record("status", tracing::field::display(&error));
-            span.record("otel.status_code", "error");
-            if grpc {
-                span.record("rpc.grpc.status_code", error.code().as_u32());
-            }
-            tracing::debug!(parent: &span, %error, "request failed");
-            let grpc_status = grpc.then(|| error.code());
-            metrics.call_finished(
-                &labels,
-                Outcome::new(error.http_status().as_u16(), grpc_status),
-                started.elapsed(),
-            );
-            error_response(error, grpc)
-        }
+        Err(error) => failed(error, &span, &labels, metrics.as_ref(), started, grpc),
     }
+}
+
+/// A failed call: its span and metrics, and the failure as a response.
+#[inline(never)]
+fn failed(
+    error: MeshError,
+    span: &tracing::Span,
+    labels: &CallLabels<'_>,
+    metrics: &dyn crate::metrics::Metrics,
+    started: Instant,
+    grpc: bool,
+) -> Response<ResponseBody> {
+    span.record("status", tracing::field::display(&error));
+    span.record("otel.status_code", "error");
+    if grpc {
+        span.record("rpc.grpc.status_code", error.code().as_u32());
+    }
+    tracing::debug!(parent: span, %error, "request failed");
+    let grpc_status = grpc.then(|| error.code());
+    metrics.call_finished(
+        labels,
+        Outcome::new(error.http_status().as_u16(), grpc_status),
+        started.elapsed(),
+    );
+    error_response(error, grpc)
+}
+
+/// What an exchange ends with: its last attempt, and the request's hold on the retry budget.
+struct Exchanged {
+    attempt: AttemptResult,
+    budget: Option<RequestGuard>,
 }
 
 /// The call's span (OpenTelemetry semantic conventions for RPC spans: named `service/method`, `rpc.*` attributes).
@@ -276,7 +295,7 @@ impl Exchange<'_> {
         &self,
         request: Request<CallerBody>,
         rng: &mut RequestRng,
-    ) -> Result<Response<ResponseBody>, MeshError> {
+    ) -> Result<Exchanged, MeshError> {
         let cluster = self.decision.target.name();
         let metrics = &*self.shared.runtime.options.metrics;
         let (mut parts, body) = request.into_parts();
@@ -388,16 +407,13 @@ impl Exchange<'_> {
                 metrics.retry_budget_exhausted(leaf.name());
                 tracing::debug!(cluster = %leaf.name(), "retry budget exhausted");
             }
-            return self.finish(attempt, budget);
+            return Ok(Exchanged { attempt, budget });
         }
     }
 
     /// The last attempt's result as the caller's response.
-    fn finish(
-        &self,
-        attempt: AttemptResult,
-        budget: Option<RequestGuard>,
-    ) -> Result<Response<ResponseBody>, MeshError> {
+    fn finish(&self, exchanged: Exchanged) -> Result<Response<ResponseBody>, MeshError> {
+        let Exchanged { attempt, budget } = exchanged;
         let header_code = attempt.header_code;
         let response = attempt.result?;
         let (parts, body) = response.into_parts();
