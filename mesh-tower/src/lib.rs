@@ -70,11 +70,16 @@
 //! cluster's endpoints are set; the xDS client sends them. [`load_report::LoadRecorder`] counts the same through
 //! [`metrics::Metrics`] events, looking clusters up by name.
 //!
+//! A leaf cluster's endpoints are also a tower `Discover` ([`MeshService::discover`], [`discover`]): inserts and
+//! removes as configuration updates come, each endpoint a service over its own connection, for callers that balance
+//! with tower's machinery next to the mesh.
+//!
 //! Not for: xDS. This crate never sees Envoy protos; it takes snapshots from any source. Not yet: weighted round
 //! robin with load reports (endpoints are then picked at random by weight), HTTP/1.1 upstreams, certificate
 //! revocation and system root stores for upstream TLS.
 
 pub mod authz;
+pub mod discover;
 pub mod error;
 pub mod fault;
 pub mod lb;
