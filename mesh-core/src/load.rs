@@ -270,13 +270,13 @@ impl LoadStore {
         ClusterCounters(load)
     }
 
-    /// Whether any cluster's load is recorded.
+    /// Whether any cluster's load is recorded (reported, or held by the request path).
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.clusters.load().is_empty()
     }
 
-    /// The names of the clusters whose load is recorded.
+    /// The names of the clusters whose load is recorded (reported, or held by the request path).
     #[must_use]
     pub fn cluster_names(&self) -> Vec<Arc<str>> {
         self.clusters.load().keys().cloned().collect()
