@@ -188,14 +188,13 @@ impl ResponseBody {
     pub(crate) fn upstream(
         body: Incoming,
         deadline: Option<(Instant, Duration)>,
-        guard: Option<CallGuard>,
+        mut guard: Option<CallGuard>,
     ) -> Self {
         let done = body.is_end_stream();
         let (deadline, timeout) = match deadline {
             Some((at, timeout)) if !done => (Some(tokio::time::sleep_until(at)), timeout),
             _ => (None, Duration::ZERO),
         };
-        let mut guard = guard;
         if done {
             // Nothing will be polled: the call ends now, with the status the headers carried.
             if let Some(guard) = guard.as_mut() {
