@@ -2,9 +2,10 @@
 //! progress, and the requests dropped by drop overloads, per category.
 //!
 //! A [`LoadStore`] holds the counters of the clusters whose load is reported (those with an `lrs_server` that are in
-//! use). The request path records into it without locks or allocation once a cluster's locality has been seen:
-//! a lookup reads an [`ArcSwap`]'d map and bumps atomics; only the first request to a new locality or drop
-//! category takes a mutex to add it. The reporter takes the counts with [`LoadStore::take`], which resets them;
+//! use). The request path resolves its counters once per cluster and locality, when it builds the cluster's endpoint
+//! list ([`LoadStore::cluster`], [`ClusterCounters::locality`]), and then records with atomic increments alone, no
+//! lookup; the name-based [`LoadStore::issued`] and friends look the cluster up on each call (an [`ArcSwap`]'d map)
+//! and take a mutex only for the first request to a new locality or drop category. The reporter takes the counts with [`LoadStore::take`], which resets them;
 //! in-progress is a gauge and is not reset. Counts not yet taken stay in the store whatever happens to the stream
 //! that reports them, so a reconnect loses nothing.
 //!
@@ -34,7 +35,7 @@ impl<K: Hash + Eq + Clone, V: Default> Interned<K, V> {
         }
     }
 
-    fn with<Q, R>(&self, key: &Q, make_key: impl FnOnce(&Q) -> K, f: impl FnOnce(&V) -> R) -> R
+    fn with<Q, R>(&self, key: &Q, make_key: impl FnOnce(&Q) -> K, f: impl FnOnce(&Arc<V>) -> R) -> R
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -52,6 +53,15 @@ impl<K: Hash + Eq + Clone, V: Default> Interned<K, V> {
         next.insert(make_key(key), Arc::clone(&value));
         self.map.store(Arc::new(next));
         f(&value)
+    }
+
+    /// The value for `key`, added when missing.
+    fn get_or_insert<Q>(&self, key: &Q, make_key: impl FnOnce(&Q) -> K) -> Arc<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.with(key, make_key, Arc::clone)
     }
 
     fn snapshot(&self) -> Arc<HashMap<K, Arc<V>>> {
@@ -114,10 +124,84 @@ pub struct LocalityLoadReport {
     pub in_progress: u64,
 }
 
+impl LocalityLoad {
+    fn issued(&self) {
+        self.issued.fetch_add(1, Ordering::Relaxed);
+        self.in_progress.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finished(&self, success: bool) {
+        self.in_progress.fetch_sub(1, Ordering::Relaxed);
+        let counter = if success {
+            &self.succeeded
+        } else {
+            &self.errored
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl ClusterLoad {
+    fn new(eds_service_name: Option<Arc<str>>) -> Self {
+        Self {
+            eds_service_name,
+            localities: Interned::new(),
+            drops: Interned::new(),
+        }
+    }
+
+    fn dropped(&self, category: &str) {
+        self.drops.with(
+            category,
+            |c: &str| Arc::from(c),
+            |count| {
+                count.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+    }
+}
+
+/// The counters of one cluster, held by the request path while the cluster's load is reported (see
+/// [`LoadStore::cluster`]): drops are counted here, and each locality's counters are resolved once, with
+/// [`locality`](Self::locality), when the request path builds the cluster's endpoint list.
+#[derive(Debug, Clone)]
+pub struct ClusterCounters(Arc<ClusterLoad>);
+
+impl ClusterCounters {
+    /// The counters of `locality`.
+    #[must_use]
+    pub fn locality(&self, locality: &Locality) -> LocalityCounters {
+        LocalityCounters(self.0.localities.get_or_insert(locality, Locality::clone))
+    }
+
+    /// A request was dropped by the drop overload `category` (gRFC A27).
+    pub fn dropped(&self, category: &str) {
+        self.0.dropped(category);
+    }
+}
+
+/// The counters of one locality of one cluster: two atomic increments per request, no lookup.
+#[derive(Debug, Clone)]
+pub struct LocalityCounters(Arc<LocalityLoad>);
+
+impl LocalityCounters {
+    /// A request was sent (issued and now in progress).
+    pub fn issued(&self) {
+        self.0.issued();
+    }
+
+    /// A request issued here finished, successfully or not.
+    pub fn finished(&self, success: bool) {
+        self.0.finished(success);
+    }
+}
+
 /// The load counters of the clusters whose load is reported. Cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub struct LoadStore {
     clusters: Arc<ArcSwap<HashMap<Arc<str>, Arc<ClusterLoad>>>>,
+    /// Serialises changes of the set of clusters (the reporter's and the request path's), never taken per request.
+    write: Arc<Mutex<()>>,
 }
 
 impl Default for LoadStore {
@@ -132,37 +216,67 @@ impl LoadStore {
     pub fn new() -> Self {
         Self {
             clusters: Arc::new(ArcSwap::from_pointee(HashMap::new())),
+            write: Arc::new(Mutex::new(())),
         }
     }
 
     /// Sets the clusters whose load is recorded, by name with their EDS service names. Clusters kept keep their
-    /// counts; counts of clusters removed are discarded.
+    /// counts; counts of clusters removed are discarded, unless the request path still holds them (see
+    /// [`cluster`](Self::cluster)): the reporter and the request path learn of a cluster's `lrs_server` from the same
+    /// snapshot in either order, and counts recorded in between must not be lost.
     pub fn set_clusters(&self, clusters: impl IntoIterator<Item = (Arc<str>, Option<Arc<str>>)>) {
+        let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.clusters.load_full();
-        let next: HashMap<Arc<str>, Arc<ClusterLoad>> = clusters
+        let mut next: HashMap<Arc<str>, Arc<ClusterLoad>> = clusters
             .into_iter()
             .map(|(name, eds_service_name)| {
                 let load = match current.get(&name) {
                     Some(load) if load.eds_service_name == eds_service_name => Arc::clone(load),
-                    _ => Arc::new(ClusterLoad {
-                        eds_service_name,
-                        localities: Interned::new(),
-                        drops: Interned::new(),
-                    }),
+                    _ => Arc::new(ClusterLoad::new(eds_service_name)),
                 };
                 (name, load)
             })
             .collect();
+        for (name, load) in current.iter() {
+            // Held by the request path: this map's reference and at least one other.
+            if Arc::strong_count(load) > 1 + usize::from(next.contains_key(name)) {
+                next.entry(Arc::clone(name))
+                    .or_insert_with(|| Arc::clone(load));
+            }
+        }
         self.clusters.store(Arc::new(next));
     }
 
-    /// Whether any cluster's load is recorded.
+    /// The counters of `cluster` (with its EDS service name), for the request path to hold while the cluster has an
+    /// `lrs_server`: added to the store now if the reporter has not set it yet, and kept while held. Off the request
+    /// path (takes a mutex).
+    #[must_use]
+    pub fn cluster(
+        &self,
+        cluster: &Arc<str>,
+        eds_service_name: Option<Arc<str>>,
+    ) -> ClusterCounters {
+        let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.clusters.load_full();
+        if let Some(load) = current.get(cluster)
+            && load.eds_service_name == eds_service_name
+        {
+            return ClusterCounters(Arc::clone(load));
+        }
+        let load = Arc::new(ClusterLoad::new(eds_service_name));
+        let mut next = HashMap::clone(&current);
+        next.insert(Arc::clone(cluster), Arc::clone(&load));
+        self.clusters.store(Arc::new(next));
+        ClusterCounters(load)
+    }
+
+    /// Whether any cluster's load is recorded (reported, or held by the request path).
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.clusters.load().is_empty()
     }
 
-    /// The names of the clusters whose load is recorded.
+    /// The names of the clusters whose load is recorded (reported, or held by the request path).
     #[must_use]
     pub fn cluster_names(&self) -> Vec<Arc<str>> {
         self.clusters.load().keys().cloned().collect()
@@ -170,41 +284,25 @@ impl LoadStore {
 
     fn with_locality(&self, cluster: &str, locality: &Locality, f: impl FnOnce(&LocalityLoad)) {
         if let Some(load) = self.clusters.load().get(cluster) {
-            load.localities.with(locality, Locality::clone, f);
+            load.localities
+                .with(locality, Locality::clone, |load| f(load));
         }
     }
 
     /// A request to `locality` of `cluster` was sent (issued and now in progress).
     pub fn issued(&self, cluster: &str, locality: &Locality) {
-        self.with_locality(cluster, locality, |load| {
-            load.issued.fetch_add(1, Ordering::Relaxed);
-            load.in_progress.fetch_add(1, Ordering::Relaxed);
-        });
+        self.with_locality(cluster, locality, |load| load.issued());
     }
 
     /// A request issued to `locality` of `cluster` finished, successfully or not.
     pub fn finished(&self, cluster: &str, locality: &Locality, success: bool) {
-        self.with_locality(cluster, locality, |load| {
-            load.in_progress.fetch_sub(1, Ordering::Relaxed);
-            let counter = if success {
-                &load.succeeded
-            } else {
-                &load.errored
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        });
+        self.with_locality(cluster, locality, |load| load.finished(success));
     }
 
     /// A request to `cluster` was dropped by the drop overload `category` (gRFC A27).
     pub fn dropped(&self, cluster: &str, category: &str) {
         if let Some(load) = self.clusters.load().get(cluster) {
-            load.drops.with(
-                category,
-                |c: &str| Arc::from(c),
-                |count| {
-                    count.fetch_add(1, Ordering::Relaxed);
-                },
-            );
+            load.dropped(category);
         }
     }
 
@@ -305,5 +403,43 @@ mod tests {
         ]);
         assert_eq!(store.take("a").unwrap().localities[0].succeeded, 1);
         assert!(store.take("other").is_none());
+    }
+
+    #[test]
+    fn counters_held_by_the_request_path_count_whichever_learns_of_the_cluster_first() {
+        let store = LoadStore::new();
+        let east = Locality::new("us", "east", "");
+        let name: Arc<str> = Arc::from("a");
+        // The request path resolves its counters before the reporter sets the cluster.
+        let held = store.cluster(&name, Some(Arc::from("a-eds")));
+        let locality = held.locality(&east);
+        locality.issued();
+        locality.finished(true);
+        held.dropped("lb");
+        store.set_clusters([(Arc::clone(&name), Some(Arc::from("a-eds")))]);
+        let report = store.take("a").unwrap();
+        assert_eq!(report.localities[0].succeeded, 1);
+        assert_eq!(report.total_dropped(), 1);
+        // Another target's update without the cluster: held counters stay in the store.
+        locality.issued();
+        store.set_clusters([(Arc::from("b"), None)]);
+        store.set_clusters([
+            (Arc::clone(&name), Some(Arc::from("a-eds"))),
+            (Arc::from("b"), None),
+        ]);
+        locality.finished(false);
+        let report = store.take("a").unwrap();
+        assert_eq!(
+            (report.localities[0].issued, report.localities[0].errored),
+            (1, 1)
+        );
+        // The same counters whoever asks again; released ones go with the next set.
+        assert!(Arc::ptr_eq(
+            &store.cluster(&name, Some(Arc::from("a-eds"))).0,
+            &held.0
+        ));
+        drop((held, locality));
+        store.set_clusters([(Arc::from("b"), None)]);
+        assert!(store.take("a").is_none());
     }
 }

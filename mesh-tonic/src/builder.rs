@@ -226,13 +226,9 @@ impl MeshBuilder {
             options = telemetry.apply(options);
         }
         if let Some(client) = &client {
-            // gRFC A27 LRS: the request path counts load per cluster and locality into the client's store, next to
-            // the other metrics; only clusters whose load the control plane wants are counted.
-            let recorder = mesh_tower::load_report::LoadRecorder::new(client.load_store().clone());
-            options.metrics = Arc::new(mesh_tower::metrics::FanOut::new(vec![
-                Arc::clone(&options.metrics),
-                Arc::new(recorder),
-            ]));
+            // gRFC A27 LRS: the request path counts load per cluster and locality into the client's store; only
+            // clusters with an `lrs_server` are counted, through counters resolved when their endpoints are set.
+            options = options.with_load_store(client.load_store().clone());
         }
         Ok(Mesh {
             inner: Arc::new(MeshInner {

@@ -20,7 +20,8 @@
 //!   endpoint ([`MeshBuilder::admin`]) serving both, CSDS over gRPC and the dump as JSON (`GET /config_dump`), and
 //!   the mesh's metrics for Prometheus (`GET /metrics`, [`MeshBuilder::prometheus`]).
 //! - Load reports (gRFC A27 LRS): for clusters whose `lrs_server` is `self`, the channels count calls per cluster
-//!   and locality (mesh-tower's `LoadRecorder`, next to any other metrics) and the xDS client reports them to the
+//!   and locality (mesh-tower's `MeshOptions::load_store`: counters resolved when a cluster's endpoints are set,
+//!   two atomic increments per attempt) and the xDS client reports them to the
 //!   control plane at the interval it asks for (`mesh_xds_client::lrs`).
 //! - [`telemetry`]: OpenTelemetry over OTLP ([`MeshBuilder::with_otlp`], [`MeshBuilder::telemetry_from_env`]):
 //!   gRPC's client and server metrics (gRFC A66/A78) and the mesh's counters, spans per call and per attempt, W3C

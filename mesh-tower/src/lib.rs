@@ -67,14 +67,21 @@
 //!
 //! The server side of TLS ([`tls::ServerTls`], [`tls::accept`]) lives here too, for the xDS-enabled server.
 //!
-//! Load reports (gRFC A27 LRS): [`load_report::LoadRecorder`] counts attempts per cluster and locality into a
-//! `mesh-core` load store, combined with other metrics through [`metrics::FanOut`]; the xDS client sends them.
+//! Load reports (gRFC A27 LRS): [`MeshOptions::load_store`](options::MeshOptions::load_store) counts attempts per
+//! locality of each cluster with an `lrs_server` into a `mesh-core` load store, through counters resolved when the
+//! cluster's endpoints are set; the xDS client sends them. [`load_report::LoadRecorder`] counts the same through
+//! [`metrics::Metrics`] events, looking clusters up by name.
+//!
+//! A leaf cluster's endpoints are also a tower `Discover` ([`MeshService::discover`], [`discover`]): inserts and
+//! removes as configuration updates come, each endpoint a service over its own connection, for callers that balance
+//! with tower's machinery next to the mesh.
 //!
 //! Not for: xDS. This crate never sees Envoy protos; it takes snapshots from any source. Not yet: weighted round
 //! robin with load reports (endpoints are then picked at random by weight), HTTP/1.1 upstreams, certificate
 //! revocation and system root stores for upstream TLS.
 
 pub mod authz;
+pub mod discover;
 pub mod error;
 pub mod fault;
 pub mod lb;

@@ -11,6 +11,12 @@
 //!
 //! Combine with other metrics through [`FanOut`](crate::metrics::FanOut). The reporting itself (the LRS stream)
 //! belongs to mesh-xds-client.
+//!
+//! [`MeshOptions::load_store`](crate::options::MeshOptions::load_store) counts the same events faster: it resolves
+//! each locality's counters when a cluster's endpoints are set, and only for clusters with an `lrs_server`, so an
+//! attempt costs two atomic increments and keeps no state for the metrics. This recorder looks the cluster up by
+//! name on every event, and as a [`Metrics`] that records attempts it makes the request path keep each attempt
+//! whose gRPC status comes in trailers; use it where the events come through [`Metrics`] anyway.
 
 use mesh_core::load::LoadStore;
 use mesh_core::locality::Locality;
@@ -39,7 +45,7 @@ impl LoadRecorder {
 }
 
 /// Whether an attempt that ended with `outcome` (`None`: no response) counts as successful.
-fn succeeded(outcome: Option<Outcome>) -> bool {
+pub(crate) fn succeeded(outcome: Option<Outcome>) -> bool {
     outcome.is_some_and(|o| match o.grpc_status {
         Some(code) => code == Code::Ok,
         None => o.http_status < 500,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mesh_core::load::LoadStore;
 use mesh_core::route::RetryBudget;
 
 use crate::metrics::{CallTracer, Metrics, NoMetrics, TracePropagator};
@@ -99,6 +100,11 @@ pub struct MeshOptions {
     /// The certificate provider instances clusters' `UpstreamTls` names (gRFC A29); empty by default, so a
     /// cluster with TLS fails its calls until its instances are given here.
     pub certificate_providers: CertificateProviders,
+    /// Where load reports are counted (gRFC A27 LRS): the attempts to each locality of the clusters that have an
+    /// `lrs_server`, and their drops. Their counters are resolved when a cluster's endpoints are set, so a request
+    /// costs two atomic increments per attempt and no lookup; clusters without an `lrs_server` cost nothing.
+    /// `None` (the default) counts nothing.
+    pub load_store: Option<LoadStore>,
 }
 
 impl MeshOptions {
@@ -176,6 +182,13 @@ impl MeshOptions {
         self
     }
 
+    /// Counts load reports into `store` (see [`load_store`](Self::load_store)).
+    #[must_use]
+    pub fn with_load_store(mut self, store: LoadStore) -> Self {
+        self.load_store = Some(store);
+        self
+    }
+
     /// Sets the certificate provider instances for upstream TLS.
     #[must_use]
     pub fn with_certificate_providers(mut self, providers: CertificateProviders) -> Self {
@@ -197,6 +210,7 @@ impl Default for MeshOptions {
             propagator: None,
             tracer: None,
             certificate_providers: CertificateProviders::new(),
+            load_store: None,
         }
     }
 }
@@ -213,6 +227,7 @@ impl fmt::Debug for MeshOptions {
             .field("propagator", &self.propagator.is_some())
             .field("tracer", &self.tracer.is_some())
             .field("certificate_providers", &self.certificate_providers)
+            .field("load_store", &self.load_store.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use mesh_core::load::LocalityCounters;
 use mesh_core::locality::Locality;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -64,8 +65,11 @@ pub(crate) struct CallGuard {
     pub(crate) permit: Option<Permit>,
     pub(crate) outstanding: Option<crate::endpoint::Outstanding>,
     pub(crate) budget: Option<RequestGuard>,
-    /// The last attempt, when its status is still to come.
-    pub(crate) attempt: Option<PendingAttempt>,
+    /// The last attempt, when its status is still to come and metrics or a span take it. Boxed: it is rare (only
+    /// with telemetry), and the response that carries this guard is moved several times on its way to the caller.
+    pub(crate) attempt: Option<Box<PendingAttempt>>,
+    /// The last attempt's load-report counters, when its status is still to come and its cluster reports load.
+    pub(crate) load: Option<LocalityCounters>,
     /// The call's span, kept open until the stream ends.
     pub(crate) span: tracing::Span,
     /// The tracer's span of the call, given once the response is made ([`ResponseBody::attach_call_span`]).
@@ -118,6 +122,12 @@ impl CallGuard {
                 attempt.received.as_ref().map(GrpcMessageBytes::total),
             );
             self.metrics.attempt_ended(&labels, &end);
+        }
+        if let Some(load) = self.load.take() {
+            load.finished(crate::load_report::succeeded(Some(Outcome::new(
+                self.http_status,
+                grpc_status,
+            ))));
         }
         record_status(&self.span, grpc_status);
         self.span = tracing::Span::none();
@@ -220,14 +230,13 @@ impl ResponseBody {
     pub(crate) fn upstream(
         body: Incoming,
         deadline: Option<(Instant, Duration)>,
-        guard: Option<CallGuard>,
+        mut guard: Option<CallGuard>,
     ) -> Self {
         let done = body.is_end_stream();
         let (deadline, timeout) = match deadline {
             Some((at, timeout)) if !done => (Some(tokio::time::sleep_until(at)), timeout),
             _ => (None, Duration::ZERO),
         };
-        let mut guard = guard;
         if done {
             // Nothing will be polled: the call ends now, with the status the headers carried.
             if let Some(guard) = guard.as_mut() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use mesh_core::cluster::LbPolicy;
 use mesh_core::endpoint::EndpointSet;
+use mesh_core::load::{ClusterCounters, LocalityCounters};
 use mesh_core::ring_hash::Ring;
 use mesh_core::rng::RandomSource;
 
@@ -44,6 +45,31 @@ pub(crate) struct EndpointList {
     pub(crate) rings: Box<[PriorityRing]>,
     /// Flat slots in pick-first order.
     pub(crate) pick_first_order: Box<[usize]>,
+    /// Load-report counters, when the cluster's load is reported (gRFC A27).
+    pub(crate) load: Option<ListLoad>,
+}
+
+/// A cluster's load-report counters, resolved when its endpoint list is built: requests count with atomic
+/// increments, no lookup by name.
+#[derive(Debug)]
+pub(crate) struct ListLoad {
+    pub(crate) cluster: ClusterCounters,
+    /// Per locality of the set, in set order.
+    pub(crate) localities: Box<[LocalityCounters]>,
+}
+
+impl ListLoad {
+    pub(crate) fn new(cluster: ClusterCounters, set: &EndpointSet) -> Self {
+        let localities = set
+            .localities
+            .iter()
+            .map(|l| cluster.locality(&l.locality))
+            .collect();
+        Self {
+            cluster,
+            localities,
+        }
+    }
 }
 
 impl EndpointList {
@@ -60,12 +86,18 @@ impl EndpointList {
             detector: None,
             rings: Box::new([]),
             pick_first_order: Box::new([]),
+            load: None,
         }
     }
 
     /// The flat slot of endpoint `endpoint` of locality `locality`.
     pub(crate) fn slot(&self, locality: usize, endpoint: usize) -> Option<usize> {
         self.offsets.get(locality).map(|offset| offset + endpoint)
+    }
+
+    /// The load-report counters of locality `locality`, when the cluster's load is reported.
+    pub(crate) fn locality_load(&self, locality: usize) -> Option<&LocalityCounters> {
+        self.load.as_ref()?.localities.get(locality)
     }
 
     /// The endpoint in `slot`.

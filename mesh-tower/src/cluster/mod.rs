@@ -18,13 +18,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use arc_swap::ArcSwap;
-use mesh_core::cluster::{Cluster, LbPolicy};
+use mesh_core::cluster::{Cluster, DiscoveryKind, LbPolicy};
 use mesh_core::endpoint::{EndpointAddress, EndpointSet};
 
 pub(crate) use picker::{PickContext, PickError, PickerTable};
 pub(crate) use target::Target;
 
-use self::endpoints::{EndpointList, build_rings, pick_first_order};
+use self::endpoints::{EndpointList, ListLoad, build_rings, pick_first_order};
 use crate::endpoint::{ConnectSettings, Endpoint, now};
 use crate::lb::{CircuitBreaker, OutlierDetector, RetryBudget};
 use crate::runtime::Runtime;
@@ -123,6 +123,8 @@ impl LeafCluster {
         }
         let same_policies = previous.lb_policy == cluster.lb_policy
             && previous.outlier_detection == cluster.outlier_detection
+            && previous.lrs_server == cluster.lrs_server
+            && previous.discovery == cluster.discovery
             && previous.connect_timeout == cluster.connect_timeout
             && previous.tls == cluster.tls;
         if same_set && same_policies && inner.list.lb_policy == cluster.lb_policy {
@@ -196,7 +198,22 @@ impl LeafCluster {
             Arc::new(detector)
         });
         let mut rng = self.runtime.rng();
+        // gRFC A27: only clusters with an `lrs_server` report their load.
+        let load = match (&self.runtime.options.load_store, &cluster.lrs_server) {
+            (Some(store), Some(_)) => {
+                let eds_service_name = match &cluster.discovery {
+                    DiscoveryKind::Eds { service_name } => service_name.clone(),
+                    _ => None,
+                };
+                Some(ListLoad::new(
+                    store.cluster(&cluster.name, eds_service_name),
+                    set,
+                ))
+            }
+            _ => None,
+        };
         EndpointList {
+            load,
             set: Some(Arc::clone(set)),
             note: None,
             rings: build_rings(set, &offsets, &cluster.lb_policy),

@@ -1,11 +1,14 @@
 //! One attempt: pick an endpoint, pass the circuit breaker, send on the endpoint's connection, classify the result.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
+use mesh_core::load::LocalityCounters;
 use mesh_core::rng::RandomSource;
 use mesh_core::route::RetryOn;
 use tokio::time::Instant;
@@ -17,10 +20,10 @@ use crate::cluster::{LeafCluster, OutcomeRecorder, PickContext, PickError, Picke
 use crate::endpoint::{Endpoint, Outstanding};
 use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
+use crate::load_report;
 use crate::metrics::{
     AttemptEnd, AttemptLabels, AttemptSpanStart, AttemptStart, CallSpan, GrpcMessageBytes, MessageBytesTotal,
-    Metrics, Outcome, SpanEnd,
-    split_grpc_path,
+    Metrics, Outcome, SpanEnd, split_grpc_path,
 };
 use crate::retry;
 use crate::status::{self, Code};
@@ -50,7 +53,9 @@ pub(super) struct Held {
     /// Set when the gRPC status is still to come (in trailers) and outlier detection wants it.
     pub(super) recorder: Option<OutcomeRecorder>,
     /// Set when the gRPC status is still to come: the attempt's metrics and span end with the call.
-    pub(super) attempt: Option<PendingAttempt>,
+    pub(super) attempt: Option<Box<PendingAttempt>>,
+    /// Set when the gRPC status is still to come and the cluster reports its load (gRFC A27).
+    pub(super) load: Option<LocalityCounters>,
 }
 
 /// An attempt's result.
@@ -112,6 +117,9 @@ pub(super) async fn run(
         Err(error) => {
             if let PickError::Dropped(category) = &error {
                 spec.metrics.dropped(leaf.name(), category);
+                if let Some(load) = &table.list.load {
+                    load.cluster.dropped(category);
+                }
             }
             return AttemptResult::failed(pick_error(leaf.name(), error));
         }
@@ -145,24 +153,7 @@ pub(super) async fn run(
             &default_locality
         }
     };
-    let rpc = split_grpc_path(spec.method).filter(|_| spec.grpc);
-    // The attempt is the RPC on the wire: a client span (OpenTelemetry semantic conventions for RPC), child of the
-    // call's span; its context is what the server sees in `traceparent`.
-    let span = tracing::debug_span!(
-        "mesh.attempt",
-        otel.name = rpc.map_or(request.method().as_str(), |_| spec.method.trim_start_matches('/')),
-        otel.kind = "client",
-        rpc.system = rpc.map(|_| "grpc"),
-        rpc.service = rpc.map(|(service, _)| service),
-        rpc.method = rpc.map(|(_, name)| name),
-        rpc.grpc.status_code = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-        attempt = spec.number,
-        cluster = %leaf.name(),
-        locality = %locality,
-        endpoint = %endpoint.label(),
-        status = tracing::field::Empty,
-    );
+    let span = attempt_span(&request, spec, leaf.name(), locality, endpoint.label());
     // A request that must wait for a connection is pending (Envoy's max_pending_requests).
     let ready = endpoint.ready_sender();
     let pending = if ready.is_some() {
@@ -203,6 +194,11 @@ pub(super) async fn run(
     let sent_bytes = (spec.grpc && spec.metrics.records_message_sizes())
         .then(|| request.body_mut().count_sent());
     spec.metrics.attempt_issued(leaf.name(), locality);
+    // gRFC A27: the attempt is issued (and in progress) now that it has an endpoint and passed the circuit breaker.
+    let load = table.list.locality_load(picked.locality);
+    if let Some(load) = load {
+        load.issued();
+    }
     let outstanding = Arc::clone(endpoint).start_request();
     let endpoint = outstanding.endpoint();
     let issued = IssuedAttempt::new(
@@ -218,6 +214,7 @@ pub(super) async fn run(
         started,
         spec.deadline,
         sent_bytes,
+        load,
     );
     // As for the request's span: no wrapper when nothing listens. Each arm makes the send future where it is
     // awaited: one first held in a variable keeps that variable's space in this state machine as well.
@@ -260,6 +257,7 @@ pub(super) async fn run(
         outstanding: None,
         recorder: None,
         attempt: None,
+        load: None,
     };
     let mut header_code = None;
     let retryable = match &result {
@@ -284,7 +282,7 @@ pub(super) async fn run(
                 // The status comes in trailers: metrics and span are completed with the call (gRFC A66), unless
                 // nothing would take them (metrics without attempt events, no subscriber for the span).
                 if spec.metrics.records_attempts() || traced || attempt_span.is_some() {
-                    held.attempt = Some(PendingAttempt {
+                    held.attempt = Some(Box::new(PendingAttempt {
                         cluster: Arc::clone(leaf.name()),
                         locality: locality.clone(),
                         endpoint: Arc::clone(endpoint.label()),
@@ -294,8 +292,9 @@ pub(super) async fn run(
                         received: sent_bytes.is_some().then(GrpcMessageBytes::default),
                         sent: sent_bytes,
                         trace: attempt_span.take(),
-                    });
+                    }));
                 }
+                held.load = load.cloned();
             } else {
                 if let Some(attempt_span) = attempt_span.take() {
                     attempt_span.end(SpanEnd::Response {
@@ -303,8 +302,11 @@ pub(super) async fn run(
                         grpc_status: code,
                     });
                 }
-                spec.metrics
-                    .attempt_ended(&labels, &ended(Some(Outcome::new(http_status, code))));
+                let outcome = Outcome::new(http_status, code);
+                spec.metrics.attempt_ended(&labels, &ended(Some(outcome)));
+                if let Some(load) = load {
+                    load.finished(load_report::succeeded(Some(outcome)));
+                }
             }
             // gRFC A50 / Envoy: the outcome is known now unless a gRPC status is still to come in trailers.
             match (spec.grpc, http_status, code) {
@@ -332,6 +334,9 @@ pub(super) async fn run(
                 });
             }
             spec.metrics.attempt_ended(&labels, &ended(None));
+            if let Some(load) = load {
+                load.finished(false);
+            }
             record(OutlierOutcome::connect_failure());
             match error {
                 MeshError::AttemptTimeout { .. } => {
@@ -360,6 +365,35 @@ pub(super) async fn run(
     }
 }
 
+/// The attempt's span: a client span (OpenTelemetry semantic conventions for RPC), child of the call's span; its
+/// context is what the server sees in `traceparent`. Out of line, as the call's span (see `call::request_span`).
+#[inline(never)]
+fn attempt_span(
+    request: &Request<UpstreamBody>,
+    spec: &AttemptSpec<'_>,
+    cluster: &Arc<str>,
+    locality: &mesh_core::locality::Locality,
+    endpoint: &Arc<str>,
+) -> tracing::Span {
+    // Field values are computed only when a subscriber takes the span.
+    let rpc = || split_grpc_path(spec.method).filter(|_| spec.grpc);
+    tracing::debug_span!(
+        "mesh.attempt",
+        otel.name = rpc().map_or(request.method().as_str(), |_| spec.method.trim_start_matches('/')),
+        otel.kind = "client",
+        rpc.system = rpc().map(|_| "grpc"),
+        rpc.service = rpc().map(|(service, _)| service),
+        rpc.method = rpc().map(|(_, name)| name),
+        rpc.grpc.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        attempt = spec.number,
+        cluster = %cluster,
+        locality = %locality,
+        endpoint = %endpoint,
+        status = tracing::field::Empty,
+    )
+}
+
 async fn send(
     endpoint: &Endpoint,
     cluster: &Arc<str>,
@@ -375,8 +409,7 @@ async fn send(
     };
     let mut sender = match ready {
         Some(sender) => sender,
-        None => endpoint
-            .sender()
+        None => wait_for_sender(endpoint)
             .await
             .map_err(|source| transport(TransportFailure::Connect, source))?,
     };
@@ -385,6 +418,16 @@ async fn send(
         .send_request(request)
         .await
         .map_err(|error| transport(classify(&error), Arc::new(error)))
+}
+
+/// Waiting for a connection: boxed, so that the code polling it is not laid out in the middle of the request's hot
+/// path (see `call::wait_for_state`).
+#[cold]
+#[inline(never)]
+fn wait_for_sender(
+    endpoint: &Endpoint,
+) -> Pin<Box<dyn Future<Output = Result<SendRequest<UpstreamBody>, SharedError>> + Send + '_>> {
+    Box::pin(endpoint.sender())
 }
 
 /// Classifies a failed exchange by the error behind it: a request hyper never sent (the connection closed first)

@@ -1,6 +1,8 @@
 //! One request, end to end: wait for configuration if there is none yet, route, inject faults, then attempts with
 //! retries (gRFC A44) under the request's deadline (gRFC A31).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,9 +42,12 @@ pub(super) async fn handle(
     } else {
         None
     };
-    let state = match ready_state(&shared, header_timeout, started).await {
+    let state = match ready_state(&shared, header_timeout, started) {
         Ok(state) => state,
-        Err(error) => return error_response(error, grpc),
+        Err(wait) => match wait.await {
+            Ok(state) => state,
+            Err(error) => return error_response(error, grpc),
+        },
     };
     let ConfigState::Ready(routing) = &*state else {
         return error_response(
@@ -70,33 +75,17 @@ pub(super) async fn handle(
     let method = path.as_ref().map_or("/", PathAndQuery::path);
     let labels = CallLabels::new(cluster, method, grpc);
     metrics.call_started(&labels);
-    let rpc = split_grpc_path(method).filter(|_| grpc);
-    let route = decision.route.name.as_deref().unwrap_or("");
     // The tracer's span (OpenTelemetry's): sampled or not, it is the parent of the attempts' trace context.
     let call_span = shared.runtime.options.tracer.as_ref().map(|tracer| {
         tracer.start_call(&CallSpanStart {
             cluster,
-            route,
+            route: decision.route.name.as_deref().unwrap_or(""),
             path: method,
             http_method: request.method(),
             grpc,
         })
     });
-    // OpenTelemetry semantic conventions for RPC spans: named `service/method`, `rpc.*` attributes. At DEBUG:
-    // OpenTelemetry's spans come from the tracer, so a subscriber at INFO builds nothing per call.
-    let span = tracing::debug_span!(
-        "mesh.request",
-        otel.name = rpc.map_or(request.method().as_str(), |_| method.trim_start_matches('/')),
-        rpc.system = rpc.map(|_| "grpc"),
-        rpc.service = rpc.map(|(service, _)| service),
-        rpc.method = rpc.map(|(_, name)| name),
-        cluster = %cluster,
-        route,
-        grpc,
-        status = tracing::field::Empty,
-        rpc.grpc.status_code = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-    );
+    let span = request_span(&request, method, cluster, &decision, grpc);
     let deadline = decision.timeout.map(|timeout| (started + timeout, timeout));
     let exchange = Exchange {
         shared: &shared,
@@ -132,7 +121,9 @@ pub(super) async fn handle(
         }
         None => exchange.run(request, &mut rng).await,
     };
-    match result {
+    // The response (with the call's bookkeeping, some hundreds of bytes) is made here, at the last level of the
+    // request's futures: each level it would cross moves it once more.
+    match result.and_then(|exchanged| exchange.finish(exchanged)) {
         Ok(mut response) => {
             span.record("status", response.status().as_u16());
             if let Some(call_span) = call_span {
@@ -147,61 +138,134 @@ pub(super) async fn handle(
                     grpc_status: grpc.then(|| error.code()),
                 });
             }
-            span.record("status", tracing::field::display(&error));
-            span.record("otel.status_code", "error");
-            if grpc {
-                span.record("rpc.grpc.status_code", error.code().as_u32());
-            }
-            tracing::debug!(parent: &span, %error, "request failed");
-            let grpc_status = grpc.then(|| error.code());
-            metrics.call_finished(
-                &labels,
-                Outcome::new(error.http_status().as_u16(), grpc_status),
-                started.elapsed(),
-            );
-            error_response(error, grpc)
+            failed(error, &span, &labels, metrics.as_ref(), started, grpc)
         }
     }
 }
 
-/// The routing state, waiting for the first configuration when there is none yet.
-async fn ready_state(
-    shared: &Shared,
+/// A failed call: its span and metrics, and the failure as a response.
+#[inline(never)]
+fn failed(
+    error: MeshError,
+    span: &tracing::Span,
+    labels: &CallLabels<'_>,
+    metrics: &dyn crate::metrics::Metrics,
+    started: Instant,
+    grpc: bool,
+) -> Response<ResponseBody> {
+    span.record("status", tracing::field::display(&error));
+    span.record("otel.status_code", "error");
+    if grpc {
+        span.record("rpc.grpc.status_code", error.code().as_u32());
+    }
+    tracing::debug!(parent: span, %error, "request failed");
+    let grpc_status = grpc.then(|| error.code());
+    metrics.call_finished(
+        labels,
+        Outcome::new(error.http_status().as_u16(), grpc_status),
+        started.elapsed(),
+    );
+    error_response(error, grpc)
+}
+
+/// What an exchange ends with: its last attempt, and the request's hold on the retry budget.
+struct Exchanged {
+    attempt: AttemptResult,
+    budget: Option<RequestGuard>,
+}
+
+/// The call's `tracing` span (OpenTelemetry semantic conventions for RPC spans: named `service/method`, `rpc.*`
+/// attributes), at DEBUG: OpenTelemetry's spans come from the tracer, so a subscriber at INFO builds nothing per
+/// call. Out of line: the code that fills a span's fields is large, and inline it would spread the request's hot
+/// path over more instruction-cache lines even when no subscriber takes the span.
+#[inline(never)]
+fn request_span(
+    request: &Request<CallerBody>,
+    method: &str,
+    cluster: &Arc<str>,
+    decision: &Decision<'_>,
+    grpc: bool,
+) -> tracing::Span {
+    // Field values are computed only when a subscriber takes the span.
+    let rpc = || split_grpc_path(method).filter(|_| grpc);
+    tracing::debug_span!(
+        "mesh.request",
+        otel.name = rpc().map_or(request.method().as_str(), |_| method.trim_start_matches('/')),
+        rpc.system = rpc().map(|_| "grpc"),
+        rpc.service = rpc().map(|(service, _)| service),
+        rpc.method = rpc().map(|(_, name)| name),
+        cluster = %cluster,
+        route = decision.route.name.as_deref().unwrap_or(""),
+        grpc,
+        status = tracing::field::Empty,
+        rpc.grpc.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// The routing state: the current one when the service is configured (one atomic load), else the wait for the
+/// first configuration.
+fn ready_state(
+    shared: &Arc<Shared>,
     header_timeout: Option<Duration>,
     started: Instant,
-) -> Result<Arc<ConfigState>, MeshError> {
-    let wait = shared.runtime.options.initial_config_timeout;
-    let wait = match header_timeout {
-        Some(header) => wait.min(header),
-        None => wait,
-    };
+) -> Result<Arc<ConfigState>, WaitForState> {
     // The common case, configured, without registering a waiter: `Notify::notified().enable()` takes the
     // notifier's lock (twice with the drop), shared by every request of the service.
     let state = shared.state.load_full();
     if let ConfigState::Ready(_) = &*state {
         return Ok(state);
     }
-    let give_up = started + wait;
-    loop {
-        let changed = shared.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let state = shared.state.load_full();
-        match &*state {
-            ConfigState::Ready(_) => return Ok(state),
-            ConfigState::Failed(reason) => {
-                return Err(MeshError::ConfigFailed {
-                    reason: Arc::clone(reason),
+    Err(wait_for_state(Arc::clone(shared), header_timeout, started))
+}
+
+/// Waiting for the first configuration: boxed, out of the request's state machine, so that the code polling it is
+/// not laid out in the middle of the request's hot path.
+type WaitForState = Pin<Box<dyn Future<Output = Result<Arc<ConfigState>, MeshError>> + Send>>;
+
+#[cold]
+#[inline(never)]
+fn wait_for_state(
+    shared: Arc<Shared>,
+    header_timeout: Option<Duration>,
+    started: Instant,
+) -> WaitForState {
+    Box::pin(async move {
+        let wait = shared.runtime.options.initial_config_timeout;
+        let wait = match header_timeout {
+            Some(header) => wait.min(header),
+            None => wait,
+        };
+        let give_up = started + wait;
+        loop {
+            let changed = shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let state = shared.state.load_full();
+            match &*state {
+                ConfigState::Ready(_) => return Ok(state),
+                ConfigState::Failed(reason) => {
+                    return Err(MeshError::ConfigFailed {
+                        reason: Arc::clone(reason),
+                    });
+                }
+                ConfigState::Waiting => {}
+            }
+            if tokio::time::timeout_at(give_up, changed).await.is_err() {
+                return Err(MeshError::NoConfig {
+                    waited: started.elapsed(),
                 });
             }
-            ConfigState::Waiting => {}
         }
-        if tokio::time::timeout_at(give_up, changed).await.is_err() {
-            return Err(MeshError::NoConfig {
-                waited: started.elapsed(),
-            });
-        }
-    }
+    })
+}
+
+/// A sleep on the rare paths (an injected delay, a retry's backoff), boxed for the same reason as
+/// [`wait_for_state`].
+#[cold]
+#[inline(never)]
+fn cold_sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(tokio::time::sleep(duration))
 }
 
 /// The caller's body, as each attempt gets it.
@@ -256,7 +320,7 @@ impl Exchange<'_> {
         &self,
         request: Request<CallerBody>,
         rng: &mut RequestRng,
-    ) -> Result<Response<ResponseBody>, MeshError> {
+    ) -> Result<Exchanged, MeshError> {
         let cluster = self.decision.target.name();
         let metrics = &*self.shared.runtime.options.metrics;
         let (mut parts, body) = request.into_parts();
@@ -265,7 +329,7 @@ impl Exchange<'_> {
             let plan = fault::plan(config, &parts.headers, self.grpc, &self.shared.faults, rng);
             if let Some(delay) = plan.delay {
                 metrics.fault_injected(cluster, false);
-                tokio::time::sleep(delay).await;
+                cold_sleep(delay).await;
             }
             if let Some(abort) = plan.abort {
                 metrics.fault_injected(cluster, true);
@@ -364,22 +428,19 @@ impl Exchange<'_> {
                     drop(attempt.result);
                     drop(attempt.held);
                     number += 1;
-                    tokio::time::sleep(retry_backoff(number, &policy.backoff, rng)).await;
+                    cold_sleep(retry_backoff(number, &policy.backoff, rng)).await;
                     continue;
                 }
                 metrics.retry_budget_exhausted(leaf.name());
                 tracing::debug!(cluster = %leaf.name(), "retry budget exhausted");
             }
-            return self.finish(attempt, budget);
+            return Ok(Exchanged { attempt, budget });
         }
     }
 
     /// The last attempt's result as the caller's response.
-    fn finish(
-        &self,
-        attempt: AttemptResult,
-        budget: Option<RequestGuard>,
-    ) -> Result<Response<ResponseBody>, MeshError> {
+    fn finish(&self, exchanged: Exchanged) -> Result<Response<ResponseBody>, MeshError> {
+        let Exchanged { attempt, budget } = exchanged;
         let header_code = attempt.header_code;
         let response = attempt.result?;
         let (parts, body) = response.into_parts();
@@ -396,6 +457,7 @@ impl Exchange<'_> {
             outstanding: attempt.held.outstanding,
             budget,
             attempt: attempt.held.attempt,
+            load: attempt.held.load,
             span: self.span.clone(),
             call_span: None,
             final_code: None,

@@ -1,7 +1,8 @@
 //! An attempt between [`Metrics::attempt_issued`] and its end: if the caller drops the call's future while the
-//! attempt is on the wire (or the call's deadline cuts it), the attempt still ends for the metrics, so that load
-//! reports (gRFC A27: `total_requests_in_progress`) do not count it in progress for ever.
+//! attempt is on the wire (or the call's deadline cuts it), the attempt still ends for the metrics and the load
+//! counters, so that load reports (gRFC A27: `total_requests_in_progress`) do not count it in progress for ever.
 
+use mesh_core::load::LocalityCounters;
 use tokio::time::Instant;
 
 use crate::metrics::{AttemptEnd, AttemptLabels, MessageBytesTotal, Metrics, Outcome};
@@ -18,6 +19,8 @@ pub(super) struct IssuedAttempt<'a> {
     /// The call's deadline: an attempt dropped at or after it ended with DEADLINE_EXCEEDED, before it CANCELLED.
     deadline: Option<Instant>,
     sent_bytes: Option<MessageBytesTotal>,
+    /// The locality's load counters, when the cluster reports load.
+    load: Option<&'a LocalityCounters>,
     armed: bool,
 }
 
@@ -28,6 +31,7 @@ impl<'a> IssuedAttempt<'a> {
         started: Instant,
         deadline: Option<Instant>,
         sent_bytes: Option<MessageBytesTotal>,
+        load: Option<&'a LocalityCounters>,
     ) -> Self {
         Self {
             metrics,
@@ -35,6 +39,7 @@ impl<'a> IssuedAttempt<'a> {
             started,
             deadline,
             sent_bytes,
+            load,
             armed: true,
         }
     }
@@ -65,5 +70,8 @@ impl Drop for IssuedAttempt<'_> {
         )
         .with_message_bytes(sent, sent.map(|_| 0));
         self.metrics.attempt_ended(&self.labels, &end);
+        if let Some(load) = self.load {
+            load.finished(false);
+        }
     }
 }

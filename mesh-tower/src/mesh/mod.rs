@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) state: ArcSwap<ConfigState>,
     pub(crate) changed: Notify,
     pub(crate) faults: ActiveFaults,
+    /// Bumped after each update, for [`MeshService::discover`] (never read by requests).
+    pub(crate) versions: watch::Sender<u64>,
     registry: state::Registry,
     updating: Mutex<()>,
     /// Dropped with the last clone of the service and the last request in flight, which stops the task
@@ -65,7 +67,7 @@ pub(crate) struct Shared {
 /// in the response extensions), so the error type is [`Infallible`].
 #[derive(Clone)]
 pub struct MeshService {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl MeshService {
@@ -83,6 +85,7 @@ impl MeshService {
                 state: ArcSwap::from_pointee(ConfigState::Waiting),
                 changed: Notify::new(),
                 faults: ActiveFaults::default(),
+                versions: watch::Sender::new(0),
                 registry: state::Registry::default(),
                 updating: Mutex::new(()),
                 _source_stop: stop,
@@ -167,6 +170,7 @@ fn apply(shared: &Shared, update: ConfigUpdate) {
     }
     shared.state.store(Arc::new(next));
     shared.changed.notify_waiters();
+    shared.versions.send_modify(|version| *version += 1);
 }
 
 impl fmt::Debug for MeshService {
