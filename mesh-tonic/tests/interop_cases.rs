@@ -540,7 +540,7 @@ async fn timeout() {
         .await;
 }
 
-/// fault_injection: routes selected by the `fi_testcase` header delay (20 s, against a 2 s deadline) or abort (HTTP
+/// fault_injection: routes selected by the `fi_testcase` header delay (20 s, against the published 1 s deadline) or abort (HTTP
 /// 401, seen as UNAUTHENTICATED) all, half or none of the calls; shares within the published 10%.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_injection() {
@@ -573,11 +573,11 @@ async fn fault_injection() {
     client.until_peers(20, &names(&backends), false).await;
 
     let cases: [(&str, i32, Shares); 6] = [
-        ("always_delay", 2, &[(Code::DeadlineExceeded, 1.0)]),
+        ("always_delay", 1, &[(Code::DeadlineExceeded, 1.0)]),
         ("always_abort", 0, &[(Code::Unauthenticated, 1.0)]),
         (
             "delay_half",
-            2,
+            1,
             &[(Code::DeadlineExceeded, 0.5), (Code::Ok, 0.5)],
         ),
         (

@@ -76,9 +76,28 @@ async fn serves_only_while_its_listener_exists_and_health_follows() {
     assert_refused(hello(&client, false).await);
     assert_eq!(control.requests(), 0);
 
+    // Still not serving, for another reason (a Listener for another address): health watchers hear nothing, as the
+    // status did not change (grpc.health.v1 Watch sends a message per change).
+    let elsewhere = SocketAddr::from(([127, 0, 50, 2], address.port()));
     publish(
         &control_plane,
         "1",
+        vec![serve_all(&name, elsewhere, "v1")],
+        vec![],
+    )
+    .await;
+    let mut state = server.watch_serving_state();
+    tokio::time::timeout(
+        PATIENCE,
+        state.wait_for(|state| state.to_string().contains("127.0.50.2")),
+    )
+    .await
+    .expect("the reason names the other address")
+    .unwrap();
+
+    publish(
+        &control_plane,
+        "2",
         vec![serve_all(&name, address, "v1")],
         vec![],
     )
@@ -88,7 +107,7 @@ async fn serves_only_while_its_listener_exists_and_health_follows() {
     hello(&client, false).await.unwrap();
 
     // The Listener goes away: not serving, with the reason; calls fail; health follows.
-    publish(&control_plane, "2", vec![], vec![]).await;
+    publish(&control_plane, "3", vec![], vec![]).await;
     let ServingState::NotServing { reason } = wait_for_state(&server, false).await else {
         unreachable!()
     };
@@ -114,7 +133,7 @@ async fn serves_only_while_its_listener_exists_and_health_follows() {
     // It comes back: serving again.
     publish(
         &control_plane,
-        "3",
+        "4",
         vec![serve_all(&name, address, "v1")],
         vec![],
     )

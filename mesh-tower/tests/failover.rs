@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mesh_core::cluster::LbPolicy;
@@ -70,6 +71,7 @@ async fn traffic_fails_over_to_priority_1_without_failures_and_returns() {
     let counts = tally(&answers);
     assert_eq!(counts.get("127.0.0.23"), Some(&60), "{counts:?}");
 
+    let connected_before = [&a, &b].map(|p0| p0.connections.load(Ordering::SeqCst));
     a.restart().await;
     b.restart().await;
     // Reconnect backoff is at most 200 ms in tests: traffic returns once a P0 endpoint connects again.
@@ -82,8 +84,15 @@ async fn traffic_fails_over_to_priority_1_without_failures_and_returns() {
     })
     .await;
     assert!(returned, "traffic did not return to priority 0");
-    // Let both P0 endpoints reconnect, then priority 1 is idle again.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Once both P0 endpoints have reconnected, priority 1 is idle again.
+    let reconnected = eventually(Duration::from_secs(5), async || {
+        [&a, &b]
+            .iter()
+            .zip(connected_before)
+            .all(|(p0, before)| p0.connections.load(Ordering::SeqCst) > before)
+    })
+    .await;
+    assert!(reconnected, "priority 0's endpoints did not reconnect");
     let before = c.hits();
     let answers = burst(&service, 40).await;
     assert!(answers.iter().all(support::Answer::ok));

@@ -175,3 +175,33 @@ async fn serves_the_mesh_file_and_stops_on_sigterm() {
     assert!(stderr.contains("mesh file loaded"), "{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
+
+/// A supervisor may stop the server as soon as it has printed its address: the signal handlers exist by then, so
+/// the server still shuts down gracefully and exits 0 instead of being killed by the signal.
+#[tokio::test]
+async fn a_sigterm_right_after_the_listening_line_is_a_graceful_stop() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = write(directory.path(), "mesh.yaml", VALID);
+    let mut child = Command::new(BINARY)
+        .args(["--config", &config, "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = within("the listening line", lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(line.starts_with("mesh-xds-server listening on "), "{line}");
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = within("the binary to exit", child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

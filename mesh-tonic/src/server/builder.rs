@@ -185,19 +185,31 @@ impl ServerBuilder {
     }
 }
 
-/// Sets the overall health status from the serving state until the server is gone.
+/// Sets the overall health status from the serving state until the server is gone. The caller has already set
+/// NOT_SERVING.
+///
+/// Only a change of status is reported: `Watch` (grpc.health.v1) sends a message whenever the status is set, even to
+/// the same value, and its contract is one message per change. The serving state changes more often than the
+/// status (a new not-serving reason, or the update of a served Listener), and a watcher that saw SERVING twice, or
+/// NOT_SERVING again while nothing changed, would act on a change that did not happen.
 async fn report_health(reporter: HealthReporter, mut state: watch::Receiver<ServingState>) {
+    let mut reported = ServingStatus::NotServing;
     loop {
         let status = if state.borrow_and_update().is_serving() {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing
         };
-        reporter.set_service_status("", status).await;
+        if status != reported {
+            reporter.set_service_status("", status).await;
+            reported = status;
+        }
         if state.changed().await.is_err() {
-            reporter
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
+            if reported != ServingStatus::NotServing {
+                reporter
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
+            }
             return;
         }
     }

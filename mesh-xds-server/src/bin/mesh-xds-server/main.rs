@@ -76,6 +76,10 @@ fn init_logging() {
 // The bound address goes to stdout so that scripts using `--listen 127.0.0.1:0` can learn the port.
 #[allow(clippy::print_stdout)]
 async fn serve(config: &Path, listen: std::net::SocketAddr) -> ExitCode {
+    // Listen for the stop signals before anyone learns the address: a supervisor may send SIGTERM as soon as it
+    // sees the listening line, and a signal that arrived before its handler would kill the process outright
+    // (the default action), with no graceful shutdown.
+    let stop = StopSignals::listen();
     let server = match XdsServer::builder().config_file(config).bind(listen).await {
         Ok(server) => server,
         Err(server_error) => {
@@ -85,7 +89,7 @@ async fn serve(config: &Path, listen: std::net::SocketAddr) -> ExitCode {
     };
     println!("mesh-xds-server listening on {}", server.local_addr());
     info!(config = %config.display(), "serving; stop with SIGINT or SIGTERM");
-    wait_for_signal().await;
+    stop.wait().await;
     info!("shutting down");
     match server.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,29 +100,59 @@ async fn serve(config: &Path, listen: std::net::SocketAddr) -> ExitCode {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, caught from [`listen`](Self::listen) on.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    result = tokio::signal::ctrl_c() => {
-                        if let Err(signal_error) = result {
-                            warn!(error = %signal_error, "cannot listen for SIGINT");
-                            terminate.recv().await;
-                        }
-                    }
-                    _ = terminate.recv() => {}
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let catch = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(caught) => Some(caught),
+                Err(signal_error) => {
+                    warn!(error = %signal_error, "cannot listen for {name}");
+                    None
                 }
-                return;
-            }
-            Err(signal_error) => {
-                warn!(error = %signal_error, "cannot listen for SIGTERM; SIGINT only");
+            };
+            Self {
+                terminate: catch(SignalKind::terminate(), "SIGTERM"),
+                interrupt: catch(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    if let Err(signal_error) = tokio::signal::ctrl_c().await {
-        warn!(error = %signal_error, "cannot listen for SIGINT; stopping");
+
+    /// Returns when either signal arrives, or at once when neither can be listened for.
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            async fn arrival(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            if self.terminate.is_none() && self.interrupt.is_none() {
+                warn!("cannot listen for SIGINT or SIGTERM; stopping");
+                return;
+            }
+            tokio::select! {
+                () = arrival(self.terminate) => {}
+                () = arrival(self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        if let Err(signal_error) = tokio::signal::ctrl_c().await {
+            warn!(error = %signal_error, "cannot listen for SIGINT; stopping");
+        }
     }
 }
