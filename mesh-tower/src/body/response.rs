@@ -26,8 +26,8 @@ use crate::cluster::OutcomeRecorder;
 use crate::error::MeshError;
 use crate::lb::{Permit, RequestGuard};
 use crate::metrics::{
-    AttemptEnd, AttemptLabels, AttemptSpan, CallLabels, CallSpan, GrpcMessageBytes, MessageBytesTotal, Metrics,
-    Outcome, SpanEnd,
+    AttemptEnd, AttemptLabels, AttemptSpan, CallLabels, CallSpan, GrpcMessageBytes,
+    MessageBytesTotal, Metrics, Outcome, SpanEnd,
 };
 use crate::status::{self, Code};
 

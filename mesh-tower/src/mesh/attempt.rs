@@ -22,8 +22,8 @@ use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
 use crate::load_report;
 use crate::metrics::{
-    AttemptEnd, AttemptLabels, AttemptSpanStart, AttemptStart, CallSpan, GrpcMessageBytes, MessageBytesTotal,
-    Metrics, Outcome, SpanEnd, split_grpc_path,
+    AttemptEnd, AttemptLabels, AttemptSpanStart, AttemptStart, CallSpan, GrpcMessageBytes,
+    MessageBytesTotal, Metrics, Outcome, SpanEnd, split_grpc_path,
 };
 use crate::retry;
 use crate::status::{self, Code};
