@@ -169,6 +169,17 @@ impl RetryBudget {
     pub const DEFAULT_BUDGET_PERCENT: f64 = 20.0;
     /// The default floor of concurrent retries.
     pub const DEFAULT_MIN_RETRY_CONCURRENCY: u32 = 3;
+
+    /// No budget: every retry the route's policy allows is made, as in gRPC (gRFC A44 has no budget). For clients
+    /// that must behave exactly as gRPC's (the xDS interop client); a service facing a real outage wants the
+    /// default, which keeps retries from multiplying it.
+    #[must_use]
+    pub const fn unlimited() -> Self {
+        Self {
+            budget_percent: 100.0,
+            min_retry_concurrency: u32::MAX,
+        }
+    }
 }
 
 impl Default for RetryBudget {

@@ -26,6 +26,7 @@ pub mod stats;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use mesh_core::route::RetryBudget;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -38,7 +39,7 @@ pub use service::{
     XdsUpdateClientConfigureServer,
 };
 
-use crate::{ChannelError, Mesh, MeshError};
+use crate::{ChannelError, Mesh, MeshError, MeshOptions};
 use sender::{FailureWatch, Sender};
 use stats::Stats;
 
@@ -91,7 +92,11 @@ pub async fn run(
 ) -> Result<(), ClientError> {
     // OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set (and the other OTEL_* variables), as gRPC's own
     // interop clients do with their observability plugins.
-    let builder = Mesh::builder().telemetry_from_env();
+    // gRPC has no retry budget (gRFC A44), and the interop cases expect every retry the route allows: a loaded
+    // machine, with more calls in flight, must not make the mesh's default budget refuse some.
+    let builder = Mesh::builder()
+        .mesh_options(MeshOptions::default().with_default_retry_budget(RetryBudget::unlimited()))
+        .telemetry_from_env();
     let builder = if flags.server.starts_with("xds:") {
         builder.bootstrap_from_env()
     } else {

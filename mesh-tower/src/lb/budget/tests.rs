@@ -171,3 +171,11 @@ mod proptests {
         }
     }
 }
+
+#[test]
+fn an_unlimited_budget_admits_a_retry_for_every_request_in_flight() {
+    let budget = RetryBudget::new(&RetryBudgetConfig::unlimited());
+    let _requests: Vec<RequestGuard> = (0..50).map(|_| budget.start_request()).collect();
+    let retries: Vec<RetryGuard> = (0..50).filter_map(|_| budget.try_start_retry()).collect();
+    assert_eq!(retries.len(), 50);
+}
