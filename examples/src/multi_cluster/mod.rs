@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use mesh_core::locality::Locality;
 use mesh_tonic::testing::{GreeterClient, HelloRequest, replica_of};
-use mesh_tonic::{Mesh, MeshOptions, ReconnectBackoff};
+use mesh_tonic::{Channel, Mesh, MeshOptions, ReconnectBackoff};
 use mesh_tower::metrics::Metrics;
 use mesh_xds_server::{XdsServer, type_url};
 use tokio::time::Instant;
@@ -223,9 +223,10 @@ pub async fn run_demo(
     // Step 2.
     demo.step("2", "canary release")?;
     for (name, percent, low, high) in [("10%", 10, 5.0, 15.0), ("50%", 50, 40.0, 60.0)] {
+        let applied = channel.config_version();
         let version = server.set_config(None, &mesh_config(&fleet, percent))?;
-        wait_for_routes(&server, &version).await?;
-        demo.traffic.take();
+        wait_for_routes(&server, &version, &channel, applied).await?;
+        demo.traffic.restart();
         let phase = demo
             .phase(
                 "2",
@@ -332,9 +333,10 @@ pub async fn run_demo(
          stopped)",
         down.elapsed()
     )?;
+    let applied = channel.config_version();
     let version = server.set_config(None, &mesh_config(&fleet, 0))?;
-    wait_for_routes(&server, &version).await?;
-    demo.traffic.take();
+    wait_for_routes(&server, &version, &channel, applied).await?;
+    demo.traffic.restart();
     let phase = demo
         .phase(
             "4",
@@ -362,17 +364,27 @@ pub async fn run_demo(
     Ok(report)
 }
 
-/// Waits until the client ACKed route configuration `version`.
-async fn wait_for_routes(server: &XdsServer, version: &str) -> Result<(), DemoError> {
-    tokio::time::timeout(
-        PATIENCE,
-        server.wait_for_clients(|clients| {
-            clients
-                .iter()
-                .any(|c| c.acked_version(type_url::ROUTE_CONFIGURATION) == Some(version))
-        }),
-    )
-    .await
-    .map(drop)
-    .map_err(|_| DemoError::Timeout("the client to apply the new routes"))
+/// Waits until the client ACKed route configuration `version` and `channel` applied a configuration newer than
+/// `applied` (the ACK is sent once the update is valid, before the channel has built its new snapshot).
+async fn wait_for_routes(
+    server: &XdsServer,
+    version: &str,
+    channel: &Channel,
+    applied: Option<u64>,
+) -> Result<(), DemoError> {
+    let wait = async {
+        server
+            .wait_for_clients(|clients| {
+                clients
+                    .iter()
+                    .any(|c| c.acked_version(type_url::ROUTE_CONFIGURATION) == Some(version))
+            })
+            .await;
+        while channel.config_version() <= applied {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .map_err(|_| DemoError::Timeout("the client to apply the new routes"))
 }

@@ -115,6 +115,8 @@ impl Metrics for RetryCounter {
 /// The traffic: `concurrency` callers sharing `qps` calls per second, recording into the current window.
 pub(crate) struct Traffic {
     current: Arc<Mutex<Window>>,
+    /// Bumped by [`Traffic::restart`]: a successful call that started in an earlier epoch is not counted.
+    epoch: Arc<AtomicU64>,
     retries: Arc<RetryCounter>,
     stop: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
@@ -129,6 +131,7 @@ impl Traffic {
         concurrency: usize,
     ) -> Self {
         let current = Arc::new(Mutex::new(Window::default()));
+        let epoch = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let concurrency = concurrency.max(1);
         let per_caller =
@@ -138,17 +141,19 @@ impl Traffic {
             .map(|caller| {
                 let client = GreeterClient::new(channel.clone());
                 let current = Arc::clone(&current);
+                let epoch = Arc::clone(&epoch);
                 let stop = Arc::clone(&stop);
                 // Callers start spread over one period so that the load is even.
                 let offset = period.mul_f64(
                     f64::from(u32::try_from(caller).unwrap_or(0))
                         / f64::from(u32::try_from(concurrency).unwrap_or(u32::MAX)),
                 );
-                tokio::spawn(caller_loop(client, current, stop, period, offset))
+                tokio::spawn(caller_loop(client, current, epoch, stop, period, offset))
             })
             .collect();
         Self {
             current,
+            epoch,
             retries,
             stop,
             tasks,
@@ -161,6 +166,13 @@ impl Traffic {
             std::mem::take(&mut *self.current.lock().unwrap_or_else(PoisonError::into_inner));
         window.retries = self.retries.0.swap(0, Ordering::Relaxed);
         window
+    }
+
+    /// Starts afresh after a configuration change: drops what was seen so far, and a successful call that
+    /// started before now is not counted (it was routed by the old configuration). Failures always count.
+    pub(crate) fn restart(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.take();
     }
 
     /// Stops the callers, waiting for calls in flight.
@@ -185,6 +197,7 @@ impl Drop for Traffic {
 async fn caller_loop(
     mut client: GreeterClient<Channel>,
     current: Arc<Mutex<Window>>,
+    epoch: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     period: Duration,
     offset: Duration,
@@ -198,8 +211,12 @@ async fn caller_loop(
         });
         request.set_timeout(CALL_TIMEOUT);
         let started = Instant::now();
+        let started_in = epoch.load(Ordering::Relaxed);
         let result = client.say_hello(request).await;
         let latency = started.elapsed();
+        if result.is_ok() && epoch.load(Ordering::Relaxed) != started_in {
+            continue;
+        }
         let mut window = current.lock().unwrap_or_else(PoisonError::into_inner);
         window.latencies.push(latency);
         match result {
