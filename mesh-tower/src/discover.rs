@@ -23,7 +23,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use mesh_core::endpoint::EndpointAddress;
 use tokio::sync::watch;
 use tower::discover::Change;
@@ -31,7 +30,7 @@ use tower_service::Service;
 
 use crate::body::{BoxError, box_body};
 use crate::cluster::Target;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, ResponseStream};
 use crate::mesh::{ConfigState, MeshService};
 
 /// The wait for the next configuration update: the receiver back, or `None` once the service is gone.
@@ -179,9 +178,9 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Incoming>;
+    type Response = Response<ResponseStream>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseStream>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -192,10 +191,10 @@ where
         let request = request.map(|body| crate::body::UpstreamBody::direct(box_body(body)));
         Box::pin(async move {
             let endpoint = outstanding.endpoint();
-            let mut sender = endpoint.sender().await.map_err(|error| {
+            let sender = endpoint.sender().await.map_err(|error| {
                 BoxError::from(format!("endpoint {}: {error}", endpoint.label()))
             })?;
-            let response = sender.send_request(request).await?;
+            let response = sender.send(request).await.map_err(|error| error.source)?;
             drop(outstanding);
             Ok(response)
         })

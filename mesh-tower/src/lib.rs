@@ -19,9 +19,11 @@
 //!    within the locality (P2C over peak-EWMA by default, round robin, least request, ring hash, pick first); the
 //!    circuit breaker (gRFC A32, `max_requests` and `max_pending_requests`); outlier detection (gRFC A50 plus
 //!    consecutive 5xx and gateway errors).
-//! 6. **Per endpoint**: one HTTP/2 connection made on first use, kept alive with pings, remade when lost, retried
-//!    with backoff when it fails (the endpoint is unreachable meanwhile, so the picker fails over). A cluster with
-//!    `UpstreamTls` connects with TLS or mutual TLS ([`tls`], gRFC A29/A87): certificates come from the
+//! 6. **Per endpoint**: one HTTP/2 connection (`h2`, hyper's HTTP/2 implementation, driven directly: the caller's
+//!    task opens its stream and sends a body that is whole in memory itself) made on first use, kept alive with
+//!    pings, remade when lost (at once when the peer sends GOAWAY, the requests it refused going out on the new
+//!    one), retried with backoff when it fails (the endpoint is unreachable meanwhile, so the picker fails over).
+//!    A cluster with `UpstreamTls` connects with TLS or mutual TLS ([`tls`], gRFC A29/A87): certificates come from the
 //!    [`tls::CertificateProviders`] in [`MeshOptions`], peers are verified as X.509 or SPIFFE identities with the
 //!    cluster's SAN matchers, and a TLS setting that cannot be honoured fails the calls with its reason.
 //!
@@ -101,6 +103,7 @@ mod router;
 mod runtime;
 
 pub use body::{BoxError, ResponseBody};
+pub use endpoint::ResponseStream;
 pub use mesh::{
     ConfigSource, ConfigUpdate, GRPC_PREVIOUS_RPC_ATTEMPTS, MeshService, ResponseFuture,
 };

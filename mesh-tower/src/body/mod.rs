@@ -126,6 +126,23 @@ impl UpstreamBody {
         }
     }
 
+    /// The body's bytes when it is whole in memory and not yet sent (counted as sent), else the body itself.
+    ///
+    /// # Errors
+    /// The body itself when its frames are still to come.
+    pub(crate) fn into_complete(mut self) -> Result<Bytes, Self> {
+        match &mut self.source {
+            Upstream::Complete(data @ Some(_)) => {
+                let data = data.take().unwrap_or_default();
+                if let Some(counter) = &mut self.sent {
+                    counter.feed(&data);
+                }
+                Ok(data)
+            }
+            _ => Err(self),
+        }
+    }
+
     /// Counts the gRPC message bytes of the data frames sent from now on; the handle reads the count.
     pub(crate) fn count_sent(&mut self) -> MessageBytesTotal {
         let (counter, handle) = MessageBytesCounter::new();

@@ -162,7 +162,7 @@ impl Body for ReplayBody {
                         shared.capped = true;
                         shared.chunks = Vec::new();
                     }
-                    // Learn of the end with the last frame, not on the next poll: hyper asks `is_end_stream` after
+                    // Learn of the end with the last frame, not on the next poll: the transport asks `is_end_stream` after
                     // each frame and, told no, sends this one without END_STREAM and follows it with an empty
                     // DATA frame. An h2 server charges each small non-final frame against a per-connection budget
                     // (never refunded for one arriving after it answered); once spent, it ends the connection,

@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use mesh_core::load::LocalityCounters;
 use mesh_core::locality::Locality;
 use pin_project_lite::pin_project;
@@ -23,6 +22,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::BoxError;
 use crate::cluster::OutcomeRecorder;
+use crate::endpoint::ResponseStream;
 use crate::error::MeshError;
 use crate::lb::{Permit, RequestGuard};
 use crate::metrics::{
@@ -206,7 +206,7 @@ pin_project! {
         },
         Upstream {
             #[pin]
-            body: Incoming,
+            body: ResponseStream,
             #[pin]
             deadline: Option<Sleep>,
             timeout: Duration,
@@ -228,7 +228,7 @@ impl ResponseBody {
 
     /// An endpoint's stream, cut at `deadline` (with `timeout` for the message), releasing `guard` at its end.
     pub(crate) fn upstream(
-        body: Incoming,
+        body: ResponseStream,
         deadline: Option<(Instant, Duration)>,
         mut guard: Option<CallGuard>,
     ) -> Self {

@@ -1,15 +1,14 @@
 //! Making one HTTP/2 connection: TCP connect with a timeout, the TLS handshake when the cluster has TLS, then the
-//! HTTP/2 handshake with keep-alive pings.
+//! HTTP/2 handshake (keep-alive pings are the connection driver's).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use bytes::Bytes;
+use h2::client::SendRequest;
 use mesh_core::endpoint::EndpointAddress;
 use tokio::net::TcpStream;
 
-use crate::body::UpstreamBody;
 use crate::options::ReconnectBackoff;
 use crate::tls::ClientTls;
 use crate::tls::io::ClientIo;
@@ -50,7 +49,7 @@ pub(crate) enum ConnectError {
     Handshake {
         address: String,
         #[source]
-        source: hyper::Error,
+        source: h2::Error,
     },
     /// The cluster's TLS settings cannot be honoured.
     #[error("connect to {address}: {reason}")]
@@ -65,13 +64,28 @@ pub(crate) enum ConnectError {
 }
 
 /// The connection future: drive it to completion to keep the connection alive.
-pub(crate) type Http2Connection = http2::Connection<TokioIo<ClientIo>, UpstreamBody, TokioExecutor>;
+pub(crate) type Http2Connection = h2::client::Connection<ClientIo, Bytes>;
+
+/// HTTP/2 settings, as hyper's client has them: windows of 2 MiB per stream and 5 MiB per connection (so a
+/// response of a few megabytes does not wait for window updates), no server push, at most 100 streams until the
+/// peer's settings say otherwise, and 16 KiB of headers.
+fn builder() -> h2::client::Builder {
+    let mut builder = h2::client::Builder::new();
+    builder
+        .initial_window_size(2 * 1024 * 1024)
+        .initial_connection_window_size(5 * 1024 * 1024)
+        .max_send_buffer_size(400 * 1024)
+        .initial_max_send_streams(100)
+        .max_header_list_size(16 * 1024)
+        .enable_push(false);
+    builder
+}
 
 /// Connects to `address` and performs the HTTP/2 handshake.
 pub(crate) async fn connect(
     address: &EndpointAddress,
     settings: &ConnectSettings,
-) -> Result<(SendRequest<UpstreamBody>, Http2Connection), ConnectError> {
+) -> Result<(SendRequest<Bytes>, Http2Connection), ConnectError> {
     let label = || address.to_string();
     let tls = match &settings.tls {
         Some(Ok(tls)) => Some(tls),
@@ -121,15 +135,7 @@ pub(crate) async fn connect(
         )),
         None => ClientIo::Plain(stream),
     };
-    let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder.timer(TokioTimer::new());
-    if let Some(interval) = settings.keep_alive_interval {
-        builder
-            .keep_alive_interval(interval)
-            .keep_alive_timeout(settings.keep_alive_timeout)
-            .keep_alive_while_idle(true);
-    }
-    tokio::time::timeout(timeout, builder.handshake(TokioIo::new(stream)))
+    tokio::time::timeout(timeout, builder().handshake(stream))
         .await
         .map_err(|_| timed_out())?
         .map_err(|source| ConnectError::Handshake {

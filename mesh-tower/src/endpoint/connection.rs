@@ -6,21 +6,25 @@
 //! stays reachable while that attempt runs); only a failed attempt makes the endpoint unreachable, until an
 //! attempt succeeds. Each change of reachability is reported to the owner so it can rebuild its picker.
 //!
-//! The driver holds the endpoint weakly: when the endpoint is dropped the handle it held goes with it, hyper closes
+//! The driver holds the endpoint weakly: when the endpoint is dropped the handle it held goes with it, h2 closes
 //! the connection once the streams in flight are done, and the driver ends.
+//!
+//! Keep-alive: with an interval set, the driver sends an HTTP/2 PING each interval and closes the connection when
+//! one goes unanswered for the keep-alive timeout (requests in flight on it fail as reset; the endpoint reconnects).
+//! When a request finds the connection refusing new streams (the peer sent GOAWAY), the driver leaves the old
+//! connection to finish its streams on its own and connects afresh at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
-use hyper::client::conn::http2::SendRequest;
 use mesh_core::endpoint::EndpointAddress;
 use mesh_core::rng::{FastRng, RandomSource};
 use tokio::sync::Notify;
 
 use super::OnChange;
-use super::connect::{ConnectSettings, connect};
-use crate::body::UpstreamBody;
+use super::connect::{ConnectSettings, Http2Connection, connect};
+use super::http2::{Lifeline, Sender};
 use crate::error::SharedError;
 
 /// Whether an endpoint can take requests, as its connection sees it.
@@ -37,7 +41,7 @@ enum State {
     /// Connecting; after a failure, with that failure (the endpoint stays unreachable until it connects: gRPC's
     /// sticky TRANSIENT_FAILURE, gRFC A62, so traffic does not bounce back to it on every reconnect attempt).
     Connecting(Option<SharedError>),
-    Ready(SendRequest<UpstreamBody>),
+    Ready(Sender),
     Failed(SharedError),
 }
 
@@ -95,7 +99,7 @@ impl Connection {
     }
 
     /// A handle to send on at once, without waiting for a connection, when connected.
-    pub(super) fn ready_sender(&self) -> Option<SendRequest<UpstreamBody>> {
+    pub(super) fn ready_sender(&self) -> Option<Sender> {
         match &**self.shared.state.load() {
             State::Ready(sender) if !sender.is_closed() => Some(sender.clone()),
             _ => None,
@@ -115,7 +119,7 @@ impl Connection {
     }
 
     /// A handle to send on: at once when connected, after the connection attempt otherwise.
-    pub(super) async fn sender(&self) -> Result<SendRequest<UpstreamBody>, SharedError> {
+    pub(super) async fn sender(&self) -> Result<Sender, SharedError> {
         // The common case, connected, without registering a waiter: `Notify::notified().enable()` takes the
         // notifier's lock (twice with the drop), shared by every request to this endpoint.
         if let State::Ready(sender) = &**self.shared.state.load()
@@ -179,14 +183,12 @@ async fn drive(shared: Weak<Shared>) {
         match result {
             Ok((sender, connection)) => {
                 failures = 0;
-                strong.set(State::Ready(sender));
+                let lifeline = Arc::new(Lifeline::default());
+                strong.set(State::Ready(Sender::new(sender, Arc::clone(&lifeline))));
                 drop(strong);
                 tracing::debug!(endpoint = %address, "connected");
-                // Serve until the peer closes, the connection fails, or every handle is gone and the streams in
-                // flight are done.
-                if let Err(error) = connection.await {
-                    tracing::debug!(endpoint = %address, %error, "connection ended");
-                }
+                serve(connection, &lifeline, &settings, &address).await;
+                lifeline.close();
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
@@ -196,6 +198,58 @@ async fn drive(shared: Weak<Shared>) {
                 drop(strong);
                 tokio::time::sleep(wait).await;
             }
+        }
+    }
+}
+
+/// Serves `connection` until the peer closes it, it fails, a keep-alive ping goes unanswered, or every handle is
+/// gone and the streams in flight are done; or, when a request found it refusing new streams, hands it to a task
+/// of its own to finish its streams.
+async fn serve(
+    mut connection: Http2Connection,
+    lifeline: &Lifeline,
+    settings: &ConnectSettings,
+    address: &EndpointAddress,
+) {
+    let pings = settings
+        .keep_alive_interval
+        .zip(connection.ping_pong())
+        .map(|(interval, pings)| keep_alive(pings, interval, settings.keep_alive_timeout));
+    let keep_alive = async {
+        match pings {
+            Some(pings) => pings.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = &mut connection => {
+            if let Err(error) = result {
+                tracing::debug!(endpoint = %address, %error, "connection ended");
+            }
+        }
+        () = keep_alive => {
+            tracing::debug!(endpoint = %address, "keep-alive ping unanswered; closing the connection");
+        }
+        () = lifeline.closed() => {
+            tracing::debug!(endpoint = %address, "connection going away; reconnecting");
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
+    }
+}
+
+/// Pings every `interval`; returns when a ping goes unanswered for `timeout` (or cannot be sent).
+async fn keep_alive(
+    mut pings: h2::PingPong,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match tokio::time::timeout(timeout, pings.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(_)) | Err(_) => return,
         }
     }
 }

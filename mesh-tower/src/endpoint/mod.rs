@@ -11,19 +11,20 @@
 
 mod connect;
 mod connection;
+mod http2;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use hyper::client::conn::http2::SendRequest;
 use mesh_core::endpoint::EndpointAddress;
 
 pub(crate) use connect::ConnectSettings;
 use connection::Connection;
 pub(crate) use connection::Reachability;
+pub use http2::ResponseStream;
+pub(crate) use http2::{SendError, Sender};
 
-use crate::body::UpstreamBody;
 use crate::error::SharedError;
 use crate::lb::PeakEwma;
 
@@ -99,7 +100,7 @@ impl Endpoint {
     }
 
     /// A handle to send on at once, when connected (one atomic load).
-    pub(crate) fn ready_sender(&self) -> Option<SendRequest<UpstreamBody>> {
+    pub(crate) fn ready_sender(&self) -> Option<Sender> {
         self.connection.ready_sender()
     }
 
@@ -114,7 +115,7 @@ impl Endpoint {
     ///
     /// # Errors
     /// The connection error when the endpoint cannot be reached.
-    pub(crate) async fn sender(&self) -> Result<SendRequest<UpstreamBody>, SharedError> {
+    pub(crate) async fn sender(&self) -> Result<Sender, SharedError> {
         self.connection.sender().await
     }
 }

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http2::SendRequest;
 use mesh_core::load::LocalityCounters;
 use mesh_core::rng::RandomSource;
 use mesh_core::route::RetryOn;
@@ -17,7 +15,7 @@ use tracing::Instrument;
 use super::issued::IssuedAttempt;
 use crate::body::{PendingAttempt, UpstreamBody, record_status};
 use crate::cluster::{LeafCluster, OutcomeRecorder, PickContext, PickError, PickerTable};
-use crate::endpoint::{Endpoint, Outstanding};
+use crate::endpoint::{Endpoint, Outstanding, ResponseStream, SendError, Sender};
 use crate::error::{MeshError, SharedError, TransportFailure};
 use crate::lb::{Outcome as OutlierOutcome, Permit};
 use crate::load_report;
@@ -60,7 +58,7 @@ pub(super) struct Held {
 
 /// An attempt's result.
 pub(super) struct AttemptResult {
-    pub(super) result: Result<Response<Incoming>, MeshError>,
+    pub(super) result: Result<Response<ResponseStream>, MeshError>,
     /// The gRPC status in the response headers (trailers-only responses), read once.
     pub(super) header_code: Option<Code>,
     /// The endpoint of a failed exchange (a successful one's is in `held`).
@@ -398,26 +396,58 @@ async fn send(
     endpoint: &Endpoint,
     cluster: &Arc<str>,
     request: Request<UpstreamBody>,
-    ready: Option<SendRequest<UpstreamBody>>,
+    ready: Option<Sender>,
     pending: Option<Permit>,
-) -> Result<Response<Incoming>, MeshError> {
+) -> Result<Response<ResponseStream>, MeshError> {
     let transport = |failure, source: SharedError| MeshError::Transport {
         cluster: Arc::clone(cluster),
         endpoint: Arc::clone(endpoint.label()),
         failure,
         source,
     };
-    let mut sender = match ready {
+    let sender = match ready {
         Some(sender) => sender,
         None => wait_for_sender(endpoint)
             .await
             .map_err(|source| transport(TransportFailure::Connect, source))?,
     };
     drop(pending);
-    sender
-        .send_request(request)
-        .await
-        .map_err(|error| transport(classify(&error), Arc::new(error)))
+    match sender.send(request).await {
+        Ok(response) => Ok(response),
+        // The connection was going away before the request went out: it goes out as it is on the next one.
+        Err(SendError {
+            unsent: Some(request),
+            ..
+        }) => resend(endpoint, *request)
+            .await
+            .map_err(|(failure, source)| transport(failure, source)),
+        Err(error) => Err(transport(error.failure, Arc::new(error.source))),
+    }
+}
+
+type Resend<'a> = Pin<
+    Box<
+        dyn Future<Output = Result<Response<ResponseStream>, (TransportFailure, SharedError)>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// A request the endpoint's connection refused unsent, on the connection made next (once: a second refusal is
+/// the attempt's failure). Boxed and out of line: rare.
+#[cold]
+#[inline(never)]
+fn resend(endpoint: &Endpoint, request: Request<UpstreamBody>) -> Resend<'_> {
+    Box::pin(async move {
+        let sender = endpoint
+            .sender()
+            .await
+            .map_err(|source| (TransportFailure::Connect, source))?;
+        sender
+            .send(request)
+            .await
+            .map_err(|error| (error.failure, Arc::new(error.source) as SharedError))
+    })
 }
 
 /// Waiting for a connection: boxed, so that the code polling it is not laid out in the middle of the request's hot
@@ -426,27 +456,8 @@ async fn send(
 #[inline(never)]
 fn wait_for_sender(
     endpoint: &Endpoint,
-) -> Pin<Box<dyn Future<Output = Result<SendRequest<UpstreamBody>, SharedError>> + Send + '_>> {
+) -> Pin<Box<dyn Future<Output = Result<Sender, SharedError>> + Send + '_>> {
     Box::pin(endpoint.sender())
-}
-
-/// Classifies a failed exchange by the error behind it: a request hyper never sent (the connection closed first)
-/// or one the peer refused (HTTP/2 `REFUSED_STREAM`, or beyond a `GOAWAY`) was not processed; anything else is a
-/// reset.
-fn classify(error: &hyper::Error) -> TransportFailure {
-    if error.is_canceled() {
-        return TransportFailure::RefusedStream;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(current) = source {
-        if let Some(h2) = current.downcast_ref::<h2::Error>()
-            && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-        {
-            return TransportFailure::RefusedStream;
-        }
-        source = current.source();
-    }
-    TransportFailure::Reset
 }
 
 fn pick_error(cluster: &Arc<str>, error: PickError) -> MeshError {

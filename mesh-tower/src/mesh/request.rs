@@ -17,7 +17,7 @@ const GRPC_PREVIOUS_RPC_ATTEMPTS_NAME: http::HeaderName =
 
 /// Builds attempt `attempt` (0 for the first). Each attempt sends the caller's head; one that may be followed by
 /// another leaves a copy of it in `parts` for the next. The original goes out rather than the copy because a copy's
-/// header table has no room to spare, and hyper adds `content-length` to it.
+/// header table has no room to spare, and the transport adds `content-length` to it.
 pub(crate) fn attempt_request(
     parts: &mut Parts,
     last: bool,
