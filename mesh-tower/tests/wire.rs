@@ -81,6 +81,44 @@ async fn a_replayed_body_reaches_the_endpoint_framed_as_the_caller_sent_it() {
     }
 }
 
+#[tokio::test]
+async fn a_message_from_a_stream_goes_out_in_one_frame_with_the_end_of_the_stream() {
+    let backend = Backend::start(1, always(Reply::Grpc(0))).await;
+    // No retry policy: the body is sent once.
+    let service = MeshService::new(options());
+    service.update(Some(Ok(snapshot(
+        1,
+        vhost(vec![with(RouteAction::cluster("c"))]),
+        vec![leaf(
+            cluster("c", LbPolicy::RoundRobin),
+            vec![loc("z", 0, vec![backend.addr])],
+        )],
+        None,
+    ))));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&seen);
+    backend.set_handler(handler(move |request| {
+        recorded.lock().unwrap().push(request);
+        async { Reply::Grpc(0) }
+    }));
+    // A body made from a stream, as tonic makes a unary call's: it knows it has ended only when polled again.
+    let frames = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+        http_body::Frame::data(Bytes::from_static(MESSAGE)),
+    )]);
+    let request = http::Request::post(format!("http://c{PATH}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::StreamBody::new(frames))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(service, request).await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "0");
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].body, MESSAGE);
+    // Not a DATA frame and then an empty one to end the stream: one frame carrying END_STREAM.
+    assert_eq!(seen[0].data_frames, 1);
+}
+
 /// h2 charges every small DATA frame that does not end its stream against a per-connection budget and never
 /// refunds one that arrives after the server dropped the request body. A server that answers from the headers alone
 /// (this backend drops request bodies unread and keeps its response open a little, as a server stream would) sees

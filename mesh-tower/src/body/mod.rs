@@ -193,9 +193,10 @@ impl Body for UpstreamBody {
     }
 }
 
-/// A body with one frame, already read from it, put back in front.
+/// A body with the frames already read from it (one or two) put back in front.
 struct Prepended {
     first: Option<Result<Frame<Bytes>, BoxError>>,
+    second: Option<Result<Frame<Bytes>, BoxError>>,
     rest: BoxBody,
 }
 
@@ -207,72 +208,174 @@ impl Body for Prepended {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.first.take() {
-            Some(first) => Poll::Ready(Some(first)),
+        match self.first.take().or_else(|| self.second.take()) {
+            Some(frame) => Poll::Ready(Some(frame)),
             None => Pin::new(&mut self.rest).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.rest.is_end_stream()
+        self.first.is_none() && self.second.is_none() && self.rest.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        let first = match &self.first {
+        let len = |frame: &Option<Result<Frame<Bytes>, BoxError>>| match frame {
             Some(Ok(frame)) => frame
                 .data_ref()
                 .map_or(0, |data| u64::try_from(data.len()).unwrap_or(u64::MAX)),
             _ => 0,
         };
+        let taken = len(&self.first).saturating_add(len(&self.second));
         let rest = self.rest.size_hint();
         let mut hint = SizeHint::new();
-        hint.set_lower(rest.lower().saturating_add(first));
+        hint.set_lower(rest.lower().saturating_add(taken));
         if let Some(upper) = rest.upper() {
-            hint.set_upper(upper.saturating_add(first));
+            hint.set_upper(upper.saturating_add(taken));
         }
         hint
     }
 }
 
-/// The caller's body for a request that may be retried: its bytes when it is whole already (one data frame at
-/// hand, then its end, as `Full` bodies of unary calls are), so each attempt sends a cheap clone with no shared
-/// record, lock or allocation; otherwise a replay buffer recording up to `limit` bytes.
+/// A caller's body looked at before it is sent: whole (one data frame at hand, then its end, as the bodies of
+/// unary calls are, `Full` or tonic's), or still streaming, with what the look read put back in front.
+pub(crate) enum Peeked {
+    Whole(Bytes),
+    Streaming(BoxBody),
+}
+
+/// Looks at `body` without waiting: at most two polls, with a waker that does nothing (a body that is not ready
+/// registers the real waker when it is polled again, as the `Body` contract requires of every poll).
+pub(crate) fn peek_whole(mut body: BoxBody) -> Peeked {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let first = match Pin::new(&mut body).poll_frame(&mut cx) {
+        Poll::Pending => return Peeked::Streaming(body),
+        Poll::Ready(None) => return Peeked::Whole(Bytes::new()),
+        Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => return put_back(Ok(frame), None, body),
+        },
+        Poll::Ready(Some(Err(error))) => return put_back(Err(error), None, body),
+    };
+    if body.is_end_stream() {
+        return Peeked::Whole(first);
+    }
+    // Bodies made from a stream (tonic's) learn of their end on the next poll.
+    match Pin::new(&mut body).poll_frame(&mut cx) {
+        Poll::Ready(None) => Peeked::Whole(first),
+        Poll::Pending => put_back(Ok(Frame::data(first)), None, body),
+        Poll::Ready(Some(second)) => put_back(Ok(Frame::data(first)), Some(second), body),
+    }
+}
+
+fn put_back(
+    first: Result<Frame<Bytes>, BoxError>,
+    second: Option<Result<Frame<Bytes>, BoxError>>,
+    rest: BoxBody,
+) -> Peeked {
+    Peeked::Streaming(UnsyncBoxBody::new(Prepended {
+        first: Some(first),
+        second,
+        rest,
+    }))
+}
+
+/// The caller's body for a request that may be retried: its bytes when it is whole already ([`peek_whole`]), so
+/// each attempt sends a cheap clone with no shared record, lock or allocation; otherwise a replay buffer recording
+/// up to `limit` bytes.
 pub(crate) enum Retryable {
     Complete(Bytes),
     Replay(ReplayBody),
 }
 
 impl Retryable {
-    pub(crate) fn new(mut body: BoxBody, limit: usize) -> Self {
-        let whole = body
-            .size_hint()
-            .exact()
-            .is_some_and(|len| len > 0 && len <= u64::try_from(limit).unwrap_or(u64::MAX));
-        if !whole {
-            return Self::Replay(ReplayBody::new(body, limit));
+    pub(crate) fn new(body: BoxBody, limit: usize) -> Self {
+        match peek_whole(body) {
+            Peeked::Whole(data) if data.len() <= limit => Self::Complete(data),
+            Peeked::Whole(data) => Self::Replay(ReplayBody::new(
+                UnsyncBoxBody::new(Full::new(data).map_err(|never| match never {})),
+                limit,
+            )),
+            Peeked::Streaming(body) => Self::Replay(ReplayBody::new(body, limit)),
         }
-        // One look with a waker that does nothing: a body whose frame is not ready registers the real waker when
-        // the first attempt polls it again, as the `Body` contract requires of every poll.
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let first = match Pin::new(&mut body).poll_frame(&mut cx) {
-            Poll::Pending => return Self::Replay(ReplayBody::new(body, limit)),
-            Poll::Ready(None) => return Self::Complete(Bytes::new()),
-            Poll::Ready(Some(first)) => first,
-        };
-        match first {
-            Ok(frame) if frame.is_data() && body.is_end_stream() => match frame.into_data() {
-                Ok(data) => Self::Complete(data),
-                Err(frame) => Self::put_back(Ok(frame), body, limit),
-            },
-            first => Self::put_back(first, body, limit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// A body made from a stream, as tonic's are: it learns of its end only when polled past its last frame, and
+    /// answers `Pending` where `frames` has `None`.
+    struct Streamed(VecDeque<Option<Frame<Bytes>>>);
+
+    impl Body for Streamed {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            match self.0.pop_front() {
+                Some(Some(frame)) => Poll::Ready(Some(Ok(frame))),
+                Some(None) => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                None => Poll::Ready(None),
+            }
         }
     }
 
-    fn put_back(first: Result<Frame<Bytes>, BoxError>, rest: BoxBody, limit: usize) -> Self {
-        let body = UnsyncBoxBody::new(Prepended {
-            first: Some(first),
-            rest,
-        });
-        Self::Replay(ReplayBody::new(body, limit))
+    fn streamed(frames: Vec<Option<Frame<Bytes>>>) -> BoxBody {
+        UnsyncBoxBody::new(Streamed(frames.into()))
+    }
+
+    async fn frames(body: BoxBody) -> Vec<Frame<Bytes>> {
+        let mut body = body;
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            frames.push(frame.unwrap());
+        }
+        frames
+    }
+
+    fn data(text: &'static str) -> Frame<Bytes> {
+        Frame::data(Bytes::from_static(text.as_bytes()))
+    }
+
+    #[test]
+    fn a_streamed_body_of_one_message_is_whole() {
+        match peek_whole(streamed(vec![Some(data("hi"))])) {
+            Peeked::Whole(bytes) => assert_eq!(bytes, "hi"),
+            Peeked::Streaming(_) => panic!("one message, then the end: whole"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_still_streaming_keeps_every_frame_in_order() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-end", http::HeaderValue::from_static("1"));
+        let cases = vec![
+            vec![Some(data("a")), None, Some(data("b"))],
+            vec![Some(data("a")), Some(data("b")), Some(data("c"))],
+            vec![Some(data("a")), Some(Frame::trailers(trailers.clone()))],
+            vec![None, Some(data("a"))],
+            vec![Some(Frame::trailers(trailers))],
+        ];
+        for case in cases {
+            let expected: Vec<_> = case.iter().flatten().map(|f| format!("{f:?}")).collect();
+            let Peeked::Streaming(body) = peek_whole(streamed(case)) else {
+                panic!("not whole: {expected:?}");
+            };
+            let seen: Vec<_> = frames(body)
+                .await
+                .iter()
+                .map(|f| format!("{f:?}"))
+                .collect();
+            assert_eq!(seen, expected);
+        }
     }
 }

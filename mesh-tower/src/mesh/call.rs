@@ -19,7 +19,9 @@ use super::request::attempt_request;
 use super::response::error_response;
 use super::{ConfigState, RoutingState, Shared};
 
-use crate::body::{CallGuard, CallerBody, ReplayBody, ResponseBody, Retryable, UpstreamBody};
+use crate::body::{
+    CallGuard, CallerBody, Peeked, ReplayBody, ResponseBody, Retryable, UpstreamBody, peek_whole,
+};
 use crate::endpoint::Endpoint;
 use crate::error::{MeshError, TransportFailure};
 use crate::fault;
@@ -356,7 +358,13 @@ impl Exchange<'_> {
             (CallerBody::Whole(data), _) => Source::Once(Some(UpstreamBody::complete(
                 Some(data).filter(|data| !data.is_empty()),
             ))),
-            (CallerBody::Streaming(body), _) => Source::Once(Some(UpstreamBody::direct(body))),
+            // A body whole at hand goes out with the request's headers, in the caller's task.
+            (CallerBody::Streaming(body), _) => Source::Once(Some(match peek_whole(body) {
+                Peeked::Whole(data) => {
+                    UpstreamBody::complete(Some(data).filter(|data| !data.is_empty()))
+                }
+                Peeked::Streaming(body) => UpstreamBody::direct(body),
+            })),
         };
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
         let mut budget: Option<RequestGuard> = None;
