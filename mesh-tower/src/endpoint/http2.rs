@@ -105,18 +105,23 @@ impl Sender {
         request: Request<UpstreamBody>,
     ) -> Result<Response<ResponseStream>, SendError> {
         let Self { inner, lifeline } = self;
-        let refused = |source: h2::Error, unsent| {
-            // The connection refuses new streams: it is going away. Connect afresh now.
-            lifeline.close();
+        let refused = |source: h2::Error, request: Option<Request<UpstreamBody>>| {
+            // The connection refuses new streams: it is going away. Connect afresh now, and the request may go
+            // out on the next connection. (A request h2 finds malformed is refused too, but says nothing of the
+            // connection.)
+            let gone = connection_gone(&source);
+            if gone {
+                lifeline.close();
+            }
             SendError {
                 failure: TransportFailure::RefusedStream,
                 source,
-                unsent,
+                unsent: request.filter(|_| gone).map(Box::new),
             }
         };
         let mut inner = match inner.ready().await {
             Ok(inner) => inner,
-            Err(source) => return Err(refused(source, Some(Box::new(request)))),
+            Err(source) => return Err(refused(source, Some(request))),
         };
         let (mut head, body) = request.into_parts();
         strip_connection_headers(&mut head.headers);
@@ -149,6 +154,12 @@ impl Sender {
         let response = response.await.map_err(classified)?;
         Ok(response.map(ResponseStream::new))
     }
+}
+
+/// Whether `error` ends the connection for new streams (GOAWAY, an I/O error, a protocol error), rather than
+/// being about one request.
+fn connection_gone(error: &h2::Error) -> bool {
+    error.is_go_away() || error.is_io() || (error.reason().is_some() && !error.is_reset())
 }
 
 /// A failure after the stream opened: not processed only when the peer said so.
