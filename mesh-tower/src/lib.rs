@@ -71,8 +71,7 @@
 //!
 //! Load reports (gRFC A27 LRS): [`MeshOptions::load_store`](options::MeshOptions::load_store) counts attempts per
 //! locality of each cluster with an `lrs_server` into a `mesh-core` load store, through counters resolved when the
-//! cluster's endpoints are set; the xDS client sends them. [`load_report::LoadRecorder`] counts the same through
-//! [`metrics::Metrics`] events, looking clusters up by name.
+//! cluster's endpoints are set; the xDS client sends them ([`load_report`] says what counts as a success).
 //!
 //! A leaf cluster's endpoints are also a tower `Discover` ([`MeshService::discover`], [`discover`]): inserts and
 //! removes as configuration updates come, each endpoint a service over its own connection, for callers that balance

@@ -11,8 +11,8 @@
 //! implementations keep working. A [`Metrics`] shared by several channels learns each channel's target through
 //! [`Metrics::for_target`].
 //!
-//! Several implementations receive the same events through [`FanOut`]; load reports (gRFC A27 LRS) are recorded by
-//! [`LoadRecorder`](crate::load_report::LoadRecorder), an implementation over a `mesh-core` load store.
+//! Several implementations receive the same events through [`FanOut`]. Load reports (gRFC A27 LRS) do not go
+//! through this interface: see [`load_report`](crate::load_report).
 //!
 //! An attempt's end carries gRFC A66's message sizes ([`AttemptEnd`]: the gRPC message bytes it sent and received,
 //! counted by the request path's bodies as the frames pass, see [`GrpcMessageBytes`]) to implementations that ask

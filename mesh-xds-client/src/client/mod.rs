@@ -326,7 +326,7 @@ impl XdsClient {
     }
 
     /// The load counters of the clusters whose load this client reports (gRFC A27 LRS, see [`crate::lrs`]): the
-    /// request path records into it (mesh-tower's `LoadRecorder`), the client's LRS streams take from it.
+    /// request path records into it (mesh-tower's `MeshOptions::with_load_store`), the client's LRS streams take from it.
     #[must_use]
     pub fn load_store(&self) -> &mesh_core::load::LoadStore {
         &self.inner.load_store

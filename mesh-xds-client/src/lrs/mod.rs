@@ -9,8 +9,8 @@
 //!   with the client feature `envoy.lrs.supports_send_all_clusters`) or a list of cluster names; each report
 //!   carries the counts since the cluster's previous report and that interval, per cluster and EDS service name.
 //! - Counting: the request path records into the shared [`LoadStore`] ([`crate::client::XdsClient::load_store`];
-//!   mesh-tower's `LoadRecorder`); a report takes the counts and resets them. While the stream is down nothing is
-//!   taken, so a reconnect loses nothing.
+//!   mesh-tower's `MeshOptions::with_load_store`); a report takes the counts and resets them. While the stream is
+//!   down nothing is taken, so a reconnect loses nothing.
 //!
 //! Not done: per-endpoint granularity (`report_endpoint_granularity`), connection counts, ORCA-derived
 //! `load_metric_stats`, and LRS servers other than `self`.
