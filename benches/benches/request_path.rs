@@ -52,7 +52,7 @@ const CONCURRENCY: usize = 64;
 const ROUNDS: usize = 3;
 
 async fn serve() -> SocketAddr {
-    serve_with(|| {
+    serve_with(|_, _| {
         http::Response::builder()
             .header("content-type", "application/grpc")
             .header("grpc-status", "0")
@@ -64,9 +64,14 @@ async fn serve() -> SocketAddr {
 
 /// An OTLP/gRPC collector that reads each export and throws it away, answering an empty
 /// `Export*ServiceResponse`: the telemetry sides measure the mesh's cost of telemetry (recording, spans, encoding
-/// and sending exports), not a collector's decoding and storing of every span on the same two threads.
-async fn otlp_sink() -> String {
-    let addr = serve_with(|| {
+/// and sending exports), not a collector's decoding and storing of every span on the same two threads. It counts
+/// the spans it receives (walking the protobuf without decoding it), so that spans the SDK dropped (its batch
+/// queue full) are seen: a ratio must not be bought with dropped spans.
+async fn otlp_sink(spans: Arc<AtomicU64>) -> String {
+    let addr = serve_with(move |path, body| {
+        if path.ends_with("TraceService/Export") {
+            spans.fetch_add(count_spans(body), Ordering::Relaxed);
+        }
         let mut trailers = http::HeaderMap::new();
         trailers.insert(GRPC_STATUS, http::HeaderValue::from_static("0"));
         http::Response::builder()
@@ -84,8 +89,62 @@ async fn otlp_sink() -> String {
 
 type ReplyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-/// A local HTTP/2 server answering every request with `reply()` once it has read the request's body.
-async fn serve_with(reply: fn() -> http::Response<ReplyBody>) -> SocketAddr {
+/// The spans in a gRPC-framed OTLP `ExportTraceServiceRequest`: its `resource_spans` (1), their `scope_spans` (2),
+/// their `spans` (2), counted by their keys and lengths.
+fn count_spans(mut body: &[u8]) -> u64 {
+    let mut total = 0;
+    while body.len() >= 5 {
+        let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+        total += count_fields(&body[5..5 + len], &[1, 2, 2]);
+        body = &body[5 + len..];
+    }
+    total
+}
+
+/// How many fields at `path` (field numbers, one per nesting level) `message` has.
+fn count_fields(mut message: &[u8], path: &[u64]) -> u64 {
+    let Some((&field, deeper)) = path.split_first() else {
+        return 1;
+    };
+    let varint = |bytes: &mut &[u8]| {
+        let mut value = 0_u64;
+        for shift in (0..64).step_by(7) {
+            let byte = bytes[0];
+            *bytes = &bytes[1..];
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
+        }
+        value
+    };
+    let mut count = 0;
+    while !message.is_empty() {
+        let key = varint(&mut message);
+        match key & 7 {
+            0 => {
+                varint(&mut message);
+            }
+            1 => message = &message[8..],
+            2 => {
+                let len = usize::try_from(varint(&mut message)).unwrap();
+                let (value, rest) = message.split_at(len);
+                if key >> 3 == field {
+                    count += count_fields(value, deeper);
+                }
+                message = rest;
+            }
+            5 => message = &message[4..],
+            wire => unreachable!("wire type {wire} in an OTLP export"),
+        }
+    }
+    count
+}
+
+/// A local HTTP/2 server answering every request with `reply(path, body)` once it has read the request's body.
+async fn serve_with(
+    reply: impl Fn(&str, &[u8]) -> http::Response<ReplyBody> + Clone + Send + Sync + 'static,
+) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -94,17 +153,22 @@ async fn serve_with(reply: fn() -> http::Response<ReplyBody>) -> SocketAddr {
                 return;
             };
             let _ = stream.set_nodelay(true);
+            let reply = reply.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: http::Request<hyper::body::Incoming>| async move {
-                        // A gRPC server reads the request message before it answers. Answering from the headers
-                        // alone would make h2 reset each stream whose body is still coming and count the frames
-                        // that arrive after the reset against its reset limits, ending the connection for any
-                        // client.
-                        let _message = req.into_body().collect().await;
-                        Ok::<_, Infallible>(reply())
-                    },
-                );
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let reply = reply.clone();
+                        async move {
+                            // A gRPC server reads the request message before it answers. Answering from the
+                            // headers alone would make h2 reset each stream whose body is still coming and count
+                            // the frames that arrive after the reset against its reset limits, ending the
+                            // connection for any client.
+                            let (parts, body) = req.into_parts();
+                            let message = body.collect().await.map(|body| body.to_bytes());
+                            let message = message.as_deref().unwrap_or_default();
+                            Ok::<_, Infallible>(reply(parts.uri.path(), message))
+                        }
+                    });
                 // hyper's default HTTP/2 settings, flood protections included.
                 if let Err(e) = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
@@ -202,8 +266,9 @@ fn request() -> http::Request<Full<Bytes>> {
 enum Client {
     Direct(SendRequest<Full<Bytes>>),
     Mesh(MeshService),
-    /// The mesh under this `tracing` subscriber (one per telemetry side: with telemetry, the telemetry's layer).
-    Traced(MeshService, tracing::Dispatch),
+    /// The mesh under this `tracing` subscriber (one per telemetry side: with telemetry, the telemetry's layer),
+    /// counting its calls.
+    Traced(MeshService, tracing::Dispatch, Arc<AtomicU64>),
 }
 
 impl Client {
@@ -220,7 +285,7 @@ impl Client {
                 check(&response);
                 response.into_body().collect().await.unwrap();
             }
-            Self::Traced(service, dispatch) => {
+            Self::Traced(service, dispatch, calls) => {
                 use tracing::instrument::WithSubscriber;
                 async {
                     let response = service.clone().oneshot(request()).await.unwrap();
@@ -229,6 +294,7 @@ impl Client {
                 }
                 .with_subscriber(dispatch.clone())
                 .await;
+                calls.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -399,8 +465,8 @@ fn count(side: Side, requests: usize, concurrency: usize, threads: usize) {
             // `--sampling 0`... and `--sampling off`: the telemetry sides' subscriber plumbing, telemetry off.
             (Side::Mesh, Some(ratio)) => {
                 let sampling = (ratio >= 0.0).then_some(ratio);
-                let side = telemetry_side(addr, "on", sampling, &otlp_sink().await).await;
-                (side.client, side.telemetry)
+                let side = telemetry_side(addr, "on", sampling).await;
+                (side.client.clone(), Some(side))
             }
             _ => (side.client(addr).await, None),
         };
@@ -414,8 +480,8 @@ fn count(side: Side, requests: usize, concurrency: usize, threads: usize) {
         "request_path --count: {requests} requests, {}, concurrency {concurrency}, telemetry sampling {sampling:?}",
         side.name()
     );
-    if let Some(telemetry) = telemetry {
-        runtime.block_on(async { telemetry.shutdown().await.unwrap() });
+    if let Some(side) = telemetry {
+        runtime.block_on(side.finish());
     }
 }
 
@@ -495,20 +561,49 @@ fn main() {
 
 /// The telemetry sides: `MeshService` with telemetry off, and on (OpenTelemetry metrics with gRPC's instruments,
 /// a span per call and per attempt made by the telemetry's tracer, `traceparent` on every attempt) with sampling
-/// 1.0 and 0.01. Each side with telemetry has its own pipeline exporting to an in-process OTLP sink
-/// ([`otlp_sink`]: metrics every 60 s, spans in the SDK's batches); every side has its own `tracing` subscriber
+/// 1.0 and 0.01. Each side with telemetry has its own pipeline exporting to its own in-process OTLP sink
+/// ([`otlp_sink`]: metrics every 60 s, spans in the SDK's batches, counted); every side has its own `tracing` subscriber
 /// (the telemetry's layer over a registry, or a registry at INFO), installed around each call.
 struct TelemetrySide {
     name: &'static str,
     client: Client,
     telemetry: Option<mesh_tonic::telemetry::Telemetry>,
+    /// The side's calls.
+    calls: Arc<AtomicU64>,
+    /// The spans its sink received.
+    spans: Arc<AtomicU64>,
+    sampling: Option<f64>,
+}
+
+impl TelemetrySide {
+    /// Shuts the side's telemetry down (exporting what is left) and says how many spans reached its sink: with
+    /// every call sampled, two per call (the call's and its attempt's); fewer means the SDK dropped spans.
+    async fn finish(self) {
+        let Some(telemetry) = self.telemetry else {
+            return;
+        };
+        let _ = telemetry.shutdown().await;
+        let calls = self.calls.load(Ordering::Relaxed);
+        let spans = self.spans.load(Ordering::Relaxed);
+        match self.sampling {
+            Some(ratio) if ratio >= 1.0 => println!(
+                "  telemetry {:<9} spans received {spans} of {} ended (2 per call): {} dropped",
+                self.name,
+                2 * calls,
+                (2 * calls).saturating_sub(spans)
+            ),
+            _ => println!(
+                "  telemetry {:<9} spans received {spans} for {calls} calls",
+                self.name
+            ),
+        }
+    }
 }
 
 async fn telemetry_side(
     addr: SocketAddr,
     name: &'static str,
     sampling: Option<f64>,
-    collector: &str,
 ) -> TelemetrySide {
     use mesh_tonic::telemetry::{Sampling, Telemetry, TelemetryConfig};
     use tracing_subscriber::layer::SubscriberExt;
@@ -519,13 +614,23 @@ async fn telemetry_side(
     let Some(ratio) = sampling else {
         let subscriber =
             tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO);
+        let calls = Arc::new(AtomicU64::new(0));
         return TelemetrySide {
             name,
-            client: Client::Traced(mesh_client(addr), tracing::Dispatch::new(subscriber)),
+            client: Client::Traced(
+                mesh_client(addr),
+                tracing::Dispatch::new(subscriber),
+                Arc::clone(&calls),
+            ),
             telemetry: None,
+            calls,
+            spans: Arc::default(),
+            sampling,
         };
     };
-    let mut config = TelemetryConfig::otlp(collector);
+    let spans = Arc::new(AtomicU64::new(0));
+    let calls = Arc::new(AtomicU64::new(0));
+    let mut config = TelemetryConfig::otlp(otlp_sink(Arc::clone(&spans)).await);
     config.sampling = Sampling::ParentBasedRatio(ratio);
     let telemetry = Telemetry::start(&config).unwrap();
     let dispatch =
@@ -533,8 +638,11 @@ async fn telemetry_side(
     let service = mesh_client_with(addr, telemetry.apply(MeshOptions::default()));
     TelemetrySide {
         name,
-        client: Client::Traced(service, dispatch),
+        client: Client::Traced(service, dispatch, Arc::clone(&calls)),
         telemetry: Some(telemetry),
+        calls,
+        spans,
+        sampling,
     }
 }
 
@@ -547,11 +655,10 @@ fn telemetry_overhead(smoke: bool) {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let collector = otlp_sink().await;
         let addr = serve().await;
         let mut sides = Vec::new();
         for (name, sampling) in [("off", None), ("on, 1.0", Some(1.0)), ("on, 0.01", Some(0.01))] {
-            sides.push(telemetry_side(addr, name, sampling, &collector).await);
+            sides.push(telemetry_side(addr, name, sampling).await);
         }
         for _ in 0..500 {
             for side in &mut sides {
@@ -589,9 +696,7 @@ fn telemetry_overhead(smoke: bool) {
             println!("  targets: >= 0.9 with sampling 1.0, >= 0.97 with 0.01");
         }
         for side in sides {
-            if let Some(telemetry) = side.telemetry {
-                let _ = telemetry.shutdown().await;
-            }
+            side.finish().await;
         }
     });
 }
