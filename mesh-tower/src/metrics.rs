@@ -226,6 +226,12 @@ pub trait Metrics: Send + Sync + 'static {
         let _ = (cluster, category);
     }
 
+    /// Whether every method of this implementation does nothing (default `false`; [`NoMetrics`] says `true`), so
+    /// that what combines metrics can leave it out and spare every event a virtual call.
+    fn records_nothing(&self) -> bool {
+        false
+    }
+
     /// Whether [`attempt_finished`](Self::attempt_finished) records anything (the default, `true`). When it does
     /// not, and no `tracing` subscriber takes the attempt's span, the request path keeps nothing of an attempt whose
     /// gRPC status is still to come in trailers.
@@ -289,6 +295,10 @@ impl Metrics for NoMetrics {
     fn records_attempts(&self) -> bool {
         false
     }
+
+    fn records_nothing(&self) -> bool {
+        true
+    }
 }
 
 mod fanout;
@@ -315,6 +325,11 @@ mod tests {
         assert!(!quiet.records_attempts());
         let listening = FanOut::new(vec![Arc::new(NoMetrics), Arc::new(Calls)]);
         assert!(listening.records_attempts());
+        // Only metrics that do nothing at all say so (and may be left out).
+        assert!(NoMetrics.records_nothing());
+        assert!(!Calls.records_nothing());
+        assert!(quiet.records_nothing());
+        assert!(!listening.records_nothing());
     }
 
     #[test]

@@ -170,12 +170,12 @@ impl Instruments {
 
 /// Label values built once and shared, so recording allocates no strings: one atomic load and a hash lookup per
 /// label; a miss takes a lock once per new value.
-pub(super) struct LabelCache<K> {
-    values: ArcSwap<HashMap<K, Value>>,
+pub(super) struct LabelCache<K, V = Value> {
+    values: ArcSwap<HashMap<K, V>>,
     adding: Mutex<()>,
 }
 
-impl<K: Eq + Hash + Clone> LabelCache<K> {
+impl<K: Eq + Hash + Clone, V: Clone> LabelCache<K, V> {
     pub(super) fn new() -> Self {
         Self {
             values: ArcSwap::from_pointee(HashMap::new()),
@@ -184,12 +184,7 @@ impl<K: Eq + Hash + Clone> LabelCache<K> {
     }
 
     /// The value of `key`, made by `make` the first time; `None` when the cache holds `limit` values already.
-    pub(super) fn get<Q>(
-        &self,
-        key: &Q,
-        limit: usize,
-        make: impl FnOnce() -> (K, Value),
-    ) -> Option<Value>
+    pub(super) fn get<Q>(&self, key: &Q, limit: usize, make: impl FnOnce() -> (K, V)) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,
         Q: Eq + Hash + ?Sized,
@@ -270,7 +265,7 @@ struct Shared {
 pub struct OtelMetrics {
     shared: Arc<Shared>,
     target: KeyValue,
-    /// This channel's bound series by method (`None`: `other`).
+    /// This channel's bound series by request path (`None`: `other`).
     series: Arc<SeriesMap<Option<Box<str>>, MethodSeries>>,
 }
 
@@ -299,7 +294,8 @@ impl OtelMetrics {
         })
     }
 
-    /// Calls `with` on this channel's series of `method`, bound the first time.
+    /// Calls `with` on this channel's series of `method`, bound the first time. A known gRPC path is found by its
+    /// hash alone; its shape is checked only when it is new (or past the method limit, then it is `other`).
     fn with_series<R>(
         &self,
         method: &str,
@@ -308,17 +304,16 @@ impl OtelMetrics {
     ) -> Option<R> {
         let mut with = Some(with);
         let mut apply = |series: &MethodSeries| with.take().map(|with| with(series));
-        if let Some(name) = split_grpc_path(method)
-            .filter(|_| grpc)
-            .map(|_| method.trim_start_matches('/'))
-        {
-            let hash = LabelHash::of(name);
-            let is = |key: &Option<Box<str>>| key.as_deref() == Some(name);
+        if grpc {
+            let hash = LabelHash::of(method);
+            let is = |key: &Option<Box<str>>| key.as_deref() == Some(method);
             if let Some(done) = self.series.get(hash, is, &mut apply) {
                 return done;
             }
-            if let Some(value) = self.method_value(name) {
-                let make = || (Some(name.into()), self.bind_method(value));
+            if let Some(value) = split_grpc_path(method)
+                .and_then(|_| self.method_value(method.trim_start_matches('/')))
+            {
+                let make = || (Some(method.into()), self.bind_method(value));
                 return self.series.with(hash, is, usize::MAX, make, &mut apply)?;
             }
         }

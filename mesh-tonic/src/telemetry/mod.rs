@@ -270,14 +270,19 @@ impl Telemetry {
         Arc::new(W3cPropagator::new())
     }
 
-    /// `options` with this telemetry's metrics next to the metrics they already had (both receive every event) and
-    /// this telemetry's spans of calls and attempts (which write each attempt's `traceparent`).
+    /// `options` with this telemetry's metrics next to the metrics they already had (both receive every event; alone
+    /// when those record nothing, as the default [`NoMetrics`](mesh_tower::metrics::NoMetrics)) and this
+    /// telemetry's spans of calls and attempts (which write each attempt's `traceparent`).
     #[must_use]
     pub fn apply(&self, options: MeshOptions) -> MeshOptions {
-        let metrics: Arc<dyn Metrics> = Arc::new(FanOut::new(vec![
-            Arc::clone(&options.metrics),
-            self.metrics(),
-        ]));
+        let metrics: Arc<dyn Metrics> = if options.metrics.records_nothing() {
+            self.metrics()
+        } else {
+            Arc::new(FanOut::new(vec![
+                Arc::clone(&options.metrics),
+                self.metrics(),
+            ]))
+        };
         options
             .with_metrics(metrics)
             .with_tracer(Arc::new(OtelTracer::new(self.tracer())))
