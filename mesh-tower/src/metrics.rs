@@ -163,6 +163,15 @@ pub trait Metrics: Send + Sync + 'static {
         None
     }
 
+    /// The metrics of one call, resolved once as it starts (its method's series, say): the request path then sends
+    /// that call's events (its start, its attempts and their ends, its end) to the result instead of `self`, so an
+    /// implementation that labels by method finds its series once per call rather than once per event. The
+    /// result must take every other event as `self` does. `None` (the default; [`FanOut`] too): `self` takes them.
+    fn for_call(&self, call: &CallLabels<'_>) -> Option<std::sync::Arc<dyn Metrics>> {
+        let _ = call;
+        None
+    }
+
     /// A call started. The default calls [`request_started`](Self::request_started).
     fn call_started(&self, call: &CallLabels<'_>) {
         self.request_started(call.cluster);

@@ -53,6 +53,7 @@
 //! endpoint given here takes precedence over its endpoint variables.
 
 mod config;
+mod method;
 mod metrics;
 mod prometheus;
 mod propagation;

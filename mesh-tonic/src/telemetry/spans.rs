@@ -12,8 +12,9 @@
 //! a failure, whose message is the status's description.
 //!
 //! The attribute values every span of a method repeats (`rpc.service`, `rpc.method`) and the `locality` string are
-//! built once and shared (bounded as the metrics' labels are: the first [`DEFAULT_MAX_METHODS`] methods), not
-//! formatted per span.
+//! built once and shared (bounded as the metrics' labels are: the first [`DEFAULT_MAX_METHODS`] methods), and span
+//! names are `'static` (gRPC method names interned process-wide, the first [`MAX_SPAN_NAMES`]): the OTLP exporter
+//! copies each batch before converting it, and a shared value is copied without an allocation.
 //!
 //! `traceparent` is formatted in place and sent as an HPACK literal that is never indexed: each value is unique,
 //! and indexing it would evict the headers every request repeats from the connection's table. The values are cut
@@ -23,7 +24,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::BytesMut;
 use http::HeaderMap;
@@ -50,6 +51,13 @@ const RPC_SERVICE: Key = Key::from_static_str("rpc.service");
 const RPC_METHOD: Key = Key::from_static_str("rpc.method");
 /// How many distinct localities keep a shared `locality` value; later ones are formatted per span.
 const MAX_LOCALITIES: usize = 1024;
+/// How many gRPC method names are interned for span names, process-wide: each is kept (leaked) for the life of
+/// the process, a few kilobytes at most; later names are owned by each span.
+const MAX_SPAN_NAMES: usize = 1024;
+
+/// The interned span names.
+static SPAN_NAMES: LazyLock<LabelCache<Box<str>, &'static str>> = LazyLock::new(LabelCache::new);
+
 /// The size of the blocks `traceparent` values are cut from.
 const TRACEPARENT_BLOCK: usize = 4096;
 
@@ -170,11 +178,31 @@ impl CallTracer for OtelTracer {
     }
 }
 
+/// A span's name: `service/method` for gRPC, the HTTP method otherwise. Names are `'static` where they can be
+/// (gRPC methods interned, the standard HTTP methods), so that a span, and the copy the OTLP exporter takes of
+/// each batch, carry no string of their own.
 fn span_name(path: &str, method: &http::Method, rpc: bool) -> Cow<'static, str> {
     if rpc {
-        Cow::Owned(path.trim_start_matches('/').to_owned())
+        let name = path.trim_start_matches('/');
+        SPAN_NAMES
+            .get(name, MAX_SPAN_NAMES, || {
+                (name.into(), &*Box::leak(Box::<str>::from(name)))
+            })
+            .map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed)
     } else {
-        Cow::Owned(method.as_str().to_owned())
+        let name = match *method {
+            http::Method::GET => "GET",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::DELETE => "DELETE",
+            http::Method::HEAD => "HEAD",
+            http::Method::OPTIONS => "OPTIONS",
+            http::Method::PATCH => "PATCH",
+            http::Method::CONNECT => "CONNECT",
+            http::Method::TRACE => "TRACE",
+            _ => return Cow::Owned(method.as_str().to_owned()),
+        };
+        Cow::Borrowed(name)
     }
 }
 
