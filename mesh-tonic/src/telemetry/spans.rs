@@ -66,15 +66,16 @@ thread_local! {
     static TRACEPARENTS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// The request path's spans over an SDK [`Tracer`]; see the [module docs](self).
+/// The request path's spans over an SDK [`Tracer`]; see the [module docs](self). Cloned (a reference count) into
+/// each sampled call's span.
 #[derive(Clone)]
 pub(crate) struct OtelTracer {
-    tracer: Tracer,
-    values: Arc<SharedValues>,
+    inner: Arc<TracerInner>,
 }
 
-/// Attribute values shared by the spans of a method or locality.
-struct SharedValues {
+/// The tracer and the attribute values shared by the spans of a method or locality.
+struct TracerInner {
+    tracer: Tracer,
     /// `rpc.service` and `rpc.method` by request path.
     methods: LabelCache<Box<str>, (Value, Value)>,
     /// `locality`, in gRFC A78's form.
@@ -90,8 +91,8 @@ impl std::fmt::Debug for OtelTracer {
 impl OtelTracer {
     pub(crate) fn new(tracer: Tracer) -> Self {
         Self {
-            tracer,
-            values: Arc::new(SharedValues {
+            inner: Arc::new(TracerInner {
+                tracer,
                 methods: LabelCache::new(),
                 localities: LabelCache::new(),
             }),
@@ -109,7 +110,7 @@ impl OtelTracer {
             return;
         };
         let (service, method) = self
-            .values
+            .inner
             .methods
             .get(path, DEFAULT_MAX_METHODS, || {
                 let shared = |value: &str| Value::from(Arc::<str>::from(value));
@@ -128,7 +129,7 @@ impl OtelTracer {
 
     /// The `locality` value, shared per locality.
     fn locality(&self, locality: &Locality) -> Value {
-        self.values
+        self.inner
             .localities
             .get(locality, MAX_LOCALITIES, || {
                 (
@@ -143,7 +144,7 @@ impl OtelTracer {
     fn start(&self, kind: SpanKind, parent: &Context) -> Span {
         SpanBuilder::from_name(Cow::Borrowed(""))
             .with_kind(kind)
-            .start_with_context(&self.tracer, parent)
+            .start_with_context(&self.inner.tracer, parent)
     }
 }
 
@@ -265,7 +266,7 @@ impl CallSpan for OtelCall {
             SpanBuilder::from_name(span_name(attempt.path, attempt.http_method, rpc.is_some()))
                 .with_kind(SpanKind::Client)
                 .with_attributes(attributes)
-                .start_with_context(&tracer.tracer, context);
+                .start_with_context(&tracer.inner.tracer, context);
         inject(span.span_context(), headers);
         Box::new(OtelAttempt { span })
     }
