@@ -632,6 +632,9 @@ async fn telemetry_side(
     let calls = Arc::new(AtomicU64::new(0));
     let mut config = TelemetryConfig::otlp(otlp_sink(Arc::clone(&spans)).await);
     config.sampling = Sampling::ParentBasedRatio(ratio);
+    // A queue that holds a second of spans: the SDK's 2048 are some 20 ms of this bench's calls, and spans it
+    // drops when the export thread is kept off the CPU would flatter the ratio (the sides report what was dropped).
+    config.max_queued_spans = Some(1 << 17);
     let telemetry = Telemetry::start(&config).unwrap();
     let dispatch =
         tracing::Dispatch::new(tracing_subscriber::registry().with(telemetry.tracing_layer()));

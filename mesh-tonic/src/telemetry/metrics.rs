@@ -260,6 +260,10 @@ struct Shared {
 /// response headers (a trailers-only status, a transport failure, a retry) received 0 bytes, and sent what the
 /// connection had sent of its request by then.
 ///
+/// A call finds its method's series once, as it starts ([`Metrics::for_call`] hands the request path that method's
+/// metrics, shared by its calls), and records its attempts and its end on bound instruments: no attribute set is
+/// built or hashed per call, and nothing is allocated once a method's series exist (see `series.rs`).
+///
 /// Not here yet: a target filter. Server metrics: `ServerTelemetry`; xDS client metrics:
 /// [`OtelXdsMetrics`](super::OtelXdsMetrics).
 #[derive(Clone)]

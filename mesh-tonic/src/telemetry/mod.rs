@@ -73,7 +73,9 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, Tracer};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Tracer,
+};
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -193,7 +195,16 @@ impl Telemetry {
                 .with_endpoint(endpoint.clone())
                 .build()
                 .map_err(exporter_error("traces"))?;
-            tracer_provider = tracer_provider.with_batch_exporter(spans);
+            // The SDK's batch settings (and its `OTEL_BSP_*` variables), but for the queue when one is given.
+            let mut batch = BatchConfigBuilder::default();
+            if let Some(size) = config.max_queued_spans {
+                batch = batch.with_max_queue_size(size);
+            }
+            tracer_provider = tracer_provider.with_span_processor(
+                BatchSpanProcessor::builder(spans)
+                    .with_batch_config(batch.build())
+                    .build(),
+            );
             let metrics = MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint.clone())
