@@ -9,7 +9,8 @@
 //! Calls and attempts are reported with their labels ([`CallLabels`], [`AttemptLabels`]: cluster, method,
 //! locality) through the `*_for` methods, whose defaults forward to the older cluster-only methods, so existing
 //! implementations keep working. A [`Metrics`] shared by several channels learns each channel's target through
-//! [`Metrics::for_target`].
+//! [`Metrics::for_target`]; one that labels by method can resolve a call's series once, as the call starts, through
+//! [`Metrics::for_call`], and then takes that call's events on what it resolved.
 //!
 //! Several implementations receive the same events through [`FanOut`]; load reports (gRFC A27 LRS) are recorded by
 //! [`LoadRecorder`](crate::load_report::LoadRecorder), an implementation over a `mesh-core` load store.
