@@ -266,9 +266,8 @@ fn request() -> http::Request<Full<Bytes>> {
 enum Client {
     Direct(SendRequest<Full<Bytes>>),
     Mesh(MeshService),
-    /// The mesh under this `tracing` subscriber (one per telemetry side: with telemetry, the telemetry's layer),
-    /// counting its calls.
-    Traced(MeshService, tracing::Dispatch, Arc<AtomicU64>),
+    /// The mesh under this `tracing` subscriber (one per telemetry side: with telemetry, the telemetry's layer).
+    Traced(MeshService, tracing::Dispatch),
 }
 
 impl Client {
@@ -285,7 +284,7 @@ impl Client {
                 check(&response);
                 response.into_body().collect().await.unwrap();
             }
-            Self::Traced(service, dispatch, calls) => {
+            Self::Traced(service, dispatch) => {
                 use tracing::instrument::WithSubscriber;
                 async {
                     let response = service.clone().oneshot(request()).await.unwrap();
@@ -294,7 +293,6 @@ impl Client {
                 }
                 .with_subscriber(dispatch.clone())
                 .await;
-                calls.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -328,7 +326,8 @@ fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
     sorted.get(index).copied().unwrap_or_default()
 }
 
-async fn throughput(client: &Client) -> f64 {
+/// Calls per second at concurrency 64 over the window, and every call made (those in flight as it closed too).
+async fn throughput(client: &Client) -> (f64, u64) {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -352,22 +351,22 @@ async fn throughput(client: &Client) -> f64 {
         task.await.unwrap();
     }
     #[allow(clippy::cast_precision_loss)] // a request count far below 2^52
-    let counted = counted as f64;
-    counted / elapsed.as_secs_f64()
+    let rate = counted as f64 / elapsed.as_secs_f64();
+    (rate, done.load(Ordering::Relaxed))
 }
 
 /// A telemetry side's throughput: its calls over the window (and the calls in flight as it closes) divided by the
 /// time they and the export of their spans took, so that a side's export backlog is its own, not the next side's.
 async fn exported_throughput(side: &TelemetrySide) -> f64 {
-    let calls = side.calls.load(Ordering::Relaxed);
     let start = Instant::now();
-    throughput(&side.client).await;
+    let (_, calls) = throughput(&side.client).await;
+    side.calls.fetch_add(calls, Ordering::Relaxed);
     if let Some(telemetry) = &side.telemetry {
         telemetry.flush().await.unwrap();
     }
     let elapsed = start.elapsed();
     #[allow(clippy::cast_precision_loss)] // a request count far below 2^52
-    let calls = (side.calls.load(Ordering::Relaxed) - calls) as f64;
+    let calls = calls as f64;
     calls / elapsed.as_secs_f64()
 }
 
@@ -491,6 +490,11 @@ fn count(side: Side, requests: usize, concurrency: usize, threads: usize) {
         (client, telemetry)
     });
     measured(&runtime, &client, requests, concurrency);
+    if let Some(side) = &telemetry {
+        let made = 500 + requests / concurrency * concurrency;
+        side.calls
+            .fetch_add(u64::try_from(made).unwrap(), Ordering::Relaxed);
+    }
     println!(
         "request_path --count: {requests} requests, {}, concurrency {concurrency}, telemetry sampling {sampling:?}",
         side.name()
@@ -542,7 +546,7 @@ fn main() {
                 p99[index].push(percentile(&sorted, 990).as_secs_f64() * 1e6);
             }
             for (index, client) in clients.iter().enumerate() {
-                rps[index].push(throughput(client).await);
+                rps[index].push(throughput(client).await.0);
             }
         }
         let p50: Vec<f64> = p50.into_iter().map(median).collect();
@@ -583,8 +587,9 @@ struct TelemetrySide {
     name: &'static str,
     client: Client,
     telemetry: Option<mesh_tonic::telemetry::Telemetry>,
-    /// The side's calls.
-    calls: Arc<AtomicU64>,
+    /// The side's calls, as counted by the code that makes them (not per call: a shared counter would cost every
+    /// call a contended atomic).
+    calls: AtomicU64,
     /// The spans its sink received.
     spans: Arc<AtomicU64>,
     sampling: Option<f64>,
@@ -629,22 +634,16 @@ async fn telemetry_side(
     let Some(ratio) = sampling else {
         let subscriber =
             tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO);
-        let calls = Arc::new(AtomicU64::new(0));
         return TelemetrySide {
             name,
-            client: Client::Traced(
-                mesh_client(addr),
-                tracing::Dispatch::new(subscriber),
-                Arc::clone(&calls),
-            ),
+            client: Client::Traced(mesh_client(addr), tracing::Dispatch::new(subscriber)),
             telemetry: None,
-            calls,
+            calls: AtomicU64::new(0),
             spans: Arc::default(),
             sampling,
         };
     };
     let spans = Arc::new(AtomicU64::new(0));
-    let calls = Arc::new(AtomicU64::new(0));
     let mut config = TelemetryConfig::otlp(otlp_sink(Arc::clone(&spans)).await);
     config.sampling = Sampling::ParentBasedRatio(ratio);
     // A queue that holds a second of spans: the SDK's 2048 are some 20 ms of this bench's calls, and spans it
@@ -656,9 +655,9 @@ async fn telemetry_side(
     let service = mesh_client_with(addr, telemetry.apply(MeshOptions::default()));
     TelemetrySide {
         name,
-        client: Client::Traced(service, dispatch, Arc::clone(&calls)),
+        client: Client::Traced(service, dispatch),
         telemetry: Some(telemetry),
-        calls,
+        calls: AtomicU64::new(0),
         spans,
         sampling,
     }
@@ -685,6 +684,9 @@ fn telemetry_overhead(smoke: bool) {
                 side.client.call().await;
             }
         }
+        for side in &sides {
+            side.calls.fetch_add(500, Ordering::Relaxed);
+        }
         if smoke {
             println!("request_path --telemetry: smoke run ok (use `cargo bench` for figures)");
         } else {
@@ -697,6 +699,8 @@ fn telemetry_overhead(smoke: bool) {
             for _ in 0..rounds {
                 for (index, side) in sides.iter_mut().enumerate() {
                     let sorted = latencies(&mut side.client).await;
+                    side.calls
+                        .fetch_add(u64::try_from(sorted.len()).unwrap(), Ordering::Relaxed);
                     p50[index].push(percentile(&sorted, 500).as_secs_f64() * 1e6);
                 }
                 for (index, side) in sides.iter().enumerate() {
