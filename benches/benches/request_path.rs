@@ -69,8 +69,10 @@ async fn serve() -> SocketAddr {
 /// queue full) are seen: a ratio must not be bought with dropped spans.
 async fn otlp_sink(spans: Arc<AtomicU64>) -> String {
     let addr = serve_with(move |path, body| {
-        if path.ends_with("TraceService/Export") {
-            spans.fetch_add(count_spans(body), Ordering::Relaxed);
+        if path.ends_with("TraceService/Export")
+            && let Some(body) = body
+        {
+            spans.fetch_add(count_spans(&body.to_bytes()), Ordering::Relaxed);
         }
         let mut trailers = http::HeaderMap::new();
         trailers.insert(GRPC_STATUS, http::HeaderValue::from_static("0"));
@@ -143,7 +145,11 @@ fn count_fields(mut message: &[u8], path: &[u64]) -> u64 {
 
 /// A local HTTP/2 server answering every request with `reply(path, body)` once it has read the request's body.
 async fn serve_with(
-    reply: impl Fn(&str, &[u8]) -> http::Response<ReplyBody> + Clone + Send + Sync + 'static,
+    reply: impl Fn(&str, Option<http_body_util::Collected<Bytes>>) -> http::Response<ReplyBody>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
 ) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -164,8 +170,7 @@ async fn serve_with(
                             // the frames that arrive after the reset against its reset limits, ending the
                             // connection for any client.
                             let (parts, body) = req.into_parts();
-                            let message = body.collect().await.map(|body| body.to_bytes());
-                            let message = message.as_deref().unwrap_or_default();
+                            let message = body.collect().await.ok();
                             Ok::<_, Infallible>(reply(parts.uri.path(), message))
                         }
                     });
