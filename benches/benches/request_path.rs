@@ -366,8 +366,9 @@ async fn exported_throughput(side: &TelemetrySide) -> f64 {
     let start = Instant::now();
     let (_, calls) = throughput(&side.client).await;
     side.calls.fetch_add(calls, Ordering::Relaxed);
+    // Its spans, not its metrics: those go every minute, not per call.
     if let Some(telemetry) = &side.telemetry {
-        telemetry.flush().await.unwrap();
+        telemetry.flush_spans().await.unwrap();
     }
     let elapsed = start.elapsed();
     #[allow(clippy::cast_precision_loss)] // a request count far below 2^52
@@ -670,8 +671,8 @@ async fn telemetry_side(
 
 /// `--telemetry [--rounds N]`: throughput at concurrency 64 (and p50 at concurrency 1) of the mesh with telemetry
 /// off and on, sides taking turns within each round (3 unless `--rounds` says), each side's time including the
-/// export of its spans (a flush after its window); the ratios are of the median throughputs and, steadier on a
-/// busy machine, the median of each round's ratios.
+/// export of its spans (flushed after its window); the ratios are of the median throughputs and, steadier on a busy
+/// machine, the median of each round's ratios.
 fn telemetry_overhead(smoke: bool) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

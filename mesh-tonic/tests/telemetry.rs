@@ -868,3 +868,21 @@ async fn spans_beyond_the_configured_queue_are_dropped() {
         telemetry.shutdown().await.unwrap();
     }
 }
+
+/// `flush_spans` exports the finished spans at once, without waiting for the batch processor's delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_spans_exports_the_finished_spans_now() {
+    use mesh_tonic::telemetry::{Telemetry, TelemetryConfig};
+    use opentelemetry::trace::Tracer as _;
+
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let telemetry = Telemetry::start(&TelemetryConfig::otlp(receiver.endpoint())).unwrap();
+    telemetry.tracer().in_span("flushed", |_| {});
+    telemetry.flush_spans().await.unwrap();
+    assert!(
+        receiver.spans().iter().any(|span| span.name() == "flushed"),
+        "{:?}",
+        receiver.spans()
+    );
+    telemetry.shutdown().await.unwrap();
+}

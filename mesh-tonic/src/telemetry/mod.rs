@@ -355,6 +355,17 @@ impl Telemetry {
         .await
     }
 
+    /// Exports every finished span now (metrics wait for their interval).
+    ///
+    /// # Errors
+    /// [`TelemetryError::Export`] when the collector did not take them.
+    pub async fn flush_spans(&self) -> Result<(), TelemetryError> {
+        self.blocking("flush", |inner| {
+            (inner.tracer_provider.force_flush(), Ok(()))
+        })
+        .await
+    }
+
     /// Exports what is left and stops the pipelines (later spans and metrics are dropped).
     ///
     /// # Errors
