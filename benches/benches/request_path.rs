@@ -52,7 +52,7 @@ const CONCURRENCY: usize = 64;
 const ROUNDS: usize = 3;
 
 async fn serve() -> SocketAddr {
-    serve_with(|| {
+    serve_with(|_, _| {
         http::Response::builder()
             .header("content-type", "application/grpc")
             .header("grpc-status", "0")
@@ -64,9 +64,16 @@ async fn serve() -> SocketAddr {
 
 /// An OTLP/gRPC collector that reads each export and throws it away, answering an empty
 /// `Export*ServiceResponse`: the telemetry sides measure the mesh's cost of telemetry (recording, spans, encoding
-/// and sending exports), not a collector's decoding and storing of every span on the same two threads.
-async fn otlp_sink() -> String {
-    let addr = serve_with(|| {
+/// and sending exports), not a collector's decoding and storing of every span on the same two threads. It counts
+/// the spans it receives (walking the protobuf without decoding it), so that spans the SDK dropped (its batch
+/// queue full) are seen: a ratio must not be bought with dropped spans.
+async fn otlp_sink(spans: Arc<AtomicU64>) -> String {
+    let addr = serve_with(move |path, body| {
+        if path.ends_with("TraceService/Export")
+            && let Some(body) = body
+        {
+            spans.fetch_add(count_spans(&body.to_bytes()), Ordering::Relaxed);
+        }
         let mut trailers = http::HeaderMap::new();
         trailers.insert(GRPC_STATUS, http::HeaderValue::from_static("0"));
         http::Response::builder()
@@ -84,8 +91,66 @@ async fn otlp_sink() -> String {
 
 type ReplyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-/// A local HTTP/2 server answering every request with `reply()` once it has read the request's body.
-async fn serve_with(reply: fn() -> http::Response<ReplyBody>) -> SocketAddr {
+/// The spans in a gRPC-framed OTLP `ExportTraceServiceRequest`: its `resource_spans` (1), their `scope_spans` (2),
+/// their `spans` (2), counted by their keys and lengths.
+fn count_spans(mut body: &[u8]) -> u64 {
+    let mut total = 0;
+    while body.len() >= 5 {
+        let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+        total += count_fields(&body[5..5 + len], &[1, 2, 2]);
+        body = &body[5 + len..];
+    }
+    total
+}
+
+/// How many fields at `path` (field numbers, one per nesting level) `message` has.
+fn count_fields(mut message: &[u8], path: &[u64]) -> u64 {
+    let Some((&field, deeper)) = path.split_first() else {
+        return 1;
+    };
+    let varint = |bytes: &mut &[u8]| {
+        let mut value = 0_u64;
+        for shift in (0..64).step_by(7) {
+            let byte = bytes[0];
+            *bytes = &bytes[1..];
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
+        }
+        value
+    };
+    let mut count = 0;
+    while !message.is_empty() {
+        let key = varint(&mut message);
+        match key & 7 {
+            0 => {
+                varint(&mut message);
+            }
+            1 => message = &message[8..],
+            2 => {
+                let len = usize::try_from(varint(&mut message)).unwrap();
+                let (value, rest) = message.split_at(len);
+                if key >> 3 == field {
+                    count += count_fields(value, deeper);
+                }
+                message = rest;
+            }
+            5 => message = &message[4..],
+            wire => unreachable!("wire type {wire} in an OTLP export"),
+        }
+    }
+    count
+}
+
+/// A local HTTP/2 server answering every request with `reply(path, body)` once it has read the request's body.
+async fn serve_with(
+    reply: impl Fn(&str, Option<http_body_util::Collected<Bytes>>) -> http::Response<ReplyBody>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
+) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -94,17 +159,21 @@ async fn serve_with(reply: fn() -> http::Response<ReplyBody>) -> SocketAddr {
                 return;
             };
             let _ = stream.set_nodelay(true);
+            let reply = reply.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: http::Request<hyper::body::Incoming>| async move {
-                        // A gRPC server reads the request message before it answers. Answering from the headers
-                        // alone would make h2 reset each stream whose body is still coming and count the frames
-                        // that arrive after the reset against its reset limits, ending the connection for any
-                        // client.
-                        let _message = req.into_body().collect().await;
-                        Ok::<_, Infallible>(reply())
-                    },
-                );
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let reply = reply.clone();
+                        async move {
+                            // A gRPC server reads the request message before it answers. Answering from the
+                            // headers alone would make h2 reset each stream whose body is still coming and count
+                            // the frames that arrive after the reset against its reset limits, ending the
+                            // connection for any client.
+                            let (parts, body) = req.into_parts();
+                            let message = body.collect().await.ok();
+                            Ok::<_, Infallible>(reply(parts.uri.path(), message))
+                        }
+                    });
                 // hyper's default HTTP/2 settings, flood protections included.
                 if let Err(e) = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
@@ -262,7 +331,8 @@ fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
     sorted.get(index).copied().unwrap_or_default()
 }
 
-async fn throughput(client: &Client) -> f64 {
+/// Calls per second at concurrency 64 over the window, and every call made (those in flight as it closed too).
+async fn throughput(client: &Client) -> (f64, u64) {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -286,8 +356,24 @@ async fn throughput(client: &Client) -> f64 {
         task.await.unwrap();
     }
     #[allow(clippy::cast_precision_loss)] // a request count far below 2^52
-    let counted = counted as f64;
-    counted / elapsed.as_secs_f64()
+    let rate = counted as f64 / elapsed.as_secs_f64();
+    (rate, done.load(Ordering::Relaxed))
+}
+
+/// A telemetry side's throughput: its calls over the window (and the calls in flight as it closes) divided by the
+/// time they and the export of their spans took, so that a side's export backlog is its own, not the next side's.
+async fn exported_throughput(side: &TelemetrySide) -> f64 {
+    let start = Instant::now();
+    let (_, calls) = throughput(&side.client).await;
+    side.calls.fetch_add(calls, Ordering::Relaxed);
+    // Its spans, not its metrics: those go every minute, not per call.
+    if let Some(telemetry) = &side.telemetry {
+        telemetry.flush_spans().await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    #[allow(clippy::cast_precision_loss)] // a request count far below 2^52
+    let calls = calls as f64;
+    calls / elapsed.as_secs_f64()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -399,8 +485,8 @@ fn count(side: Side, requests: usize, concurrency: usize, threads: usize) {
             // `--sampling 0`... and `--sampling off`: the telemetry sides' subscriber plumbing, telemetry off.
             (Side::Mesh, Some(ratio)) => {
                 let sampling = (ratio >= 0.0).then_some(ratio);
-                let side = telemetry_side(addr, "on", sampling, &otlp_sink().await).await;
-                (side.client, side.telemetry)
+                let side = telemetry_side(addr, "on", sampling).await;
+                (side.client.clone(), Some(side))
             }
             _ => (side.client(addr).await, None),
         };
@@ -410,12 +496,17 @@ fn count(side: Side, requests: usize, concurrency: usize, threads: usize) {
         (client, telemetry)
     });
     measured(&runtime, &client, requests, concurrency);
+    if let Some(side) = &telemetry {
+        let made = 500 + requests / concurrency * concurrency;
+        side.calls
+            .fetch_add(u64::try_from(made).unwrap(), Ordering::Relaxed);
+    }
     println!(
         "request_path --count: {requests} requests, {}, concurrency {concurrency}, telemetry sampling {sampling:?}",
         side.name()
     );
-    if let Some(telemetry) = telemetry {
-        runtime.block_on(async { telemetry.shutdown().await.unwrap() });
+    if let Some(side) = telemetry {
+        runtime.block_on(side.finish());
     }
 }
 
@@ -461,7 +552,7 @@ fn main() {
                 p99[index].push(percentile(&sorted, 990).as_secs_f64() * 1e6);
             }
             for (index, client) in clients.iter().enumerate() {
-                rps[index].push(throughput(client).await);
+                rps[index].push(throughput(client).await.0);
             }
         }
         let p50: Vec<f64> = p50.into_iter().map(median).collect();
@@ -495,20 +586,50 @@ fn main() {
 
 /// The telemetry sides: `MeshService` with telemetry off, and on (OpenTelemetry metrics with gRPC's instruments,
 /// a span per call and per attempt made by the telemetry's tracer, `traceparent` on every attempt) with sampling
-/// 1.0 and 0.01. Each side with telemetry has its own pipeline exporting to an in-process OTLP sink
-/// ([`otlp_sink`]: metrics every 60 s, spans in the SDK's batches); every side has its own `tracing` subscriber
+/// 1.0 and 0.01. Each side with telemetry has its own pipeline exporting to its own in-process OTLP sink
+/// ([`otlp_sink`]: metrics every 60 s, spans in the SDK's batches, counted); every side has its own `tracing` subscriber
 /// (the telemetry's layer over a registry, or a registry at INFO), installed around each call.
 struct TelemetrySide {
     name: &'static str,
     client: Client,
     telemetry: Option<mesh_tonic::telemetry::Telemetry>,
+    /// The side's calls, as counted by the code that makes them (not per call: a shared counter would cost every
+    /// call a contended atomic).
+    calls: AtomicU64,
+    /// The spans its sink received.
+    spans: Arc<AtomicU64>,
+    sampling: Option<f64>,
+}
+
+impl TelemetrySide {
+    /// Shuts the side's telemetry down (exporting what is left) and says how many spans reached its sink: with
+    /// every call sampled, two per call (the call's and its attempt's); fewer means the SDK dropped spans.
+    async fn finish(self) {
+        let Some(telemetry) = self.telemetry else {
+            return;
+        };
+        let _ = telemetry.shutdown().await;
+        let calls = self.calls.load(Ordering::Relaxed);
+        let spans = self.spans.load(Ordering::Relaxed);
+        match self.sampling {
+            Some(ratio) if ratio >= 1.0 => println!(
+                "  telemetry {:<9} spans received {spans} of {} ended (2 per call): {} dropped",
+                self.name,
+                2 * calls,
+                (2 * calls).saturating_sub(spans)
+            ),
+            _ => println!(
+                "  telemetry {:<9} spans received {spans} for {calls} calls",
+                self.name
+            ),
+        }
+    }
 }
 
 async fn telemetry_side(
     addr: SocketAddr,
     name: &'static str,
     sampling: Option<f64>,
-    collector: &str,
 ) -> TelemetrySide {
     use mesh_tonic::telemetry::{Sampling, Telemetry, TelemetryConfig};
     use tracing_subscriber::layer::SubscriberExt;
@@ -523,10 +644,17 @@ async fn telemetry_side(
             name,
             client: Client::Traced(mesh_client(addr), tracing::Dispatch::new(subscriber)),
             telemetry: None,
+            calls: AtomicU64::new(0),
+            spans: Arc::default(),
+            sampling,
         };
     };
-    let mut config = TelemetryConfig::otlp(collector);
+    let spans = Arc::new(AtomicU64::new(0));
+    let mut config = TelemetryConfig::otlp(otlp_sink(Arc::clone(&spans)).await);
     config.sampling = Sampling::ParentBasedRatio(ratio);
+    // A queue that holds a second of spans: the SDK's 2048 are some 20 ms of this bench's calls, and spans it
+    // drops when the export thread is kept off the CPU would flatter the ratio (the sides report what was dropped).
+    config.max_queued_spans = Some(1 << 17);
     let telemetry = Telemetry::start(&config).unwrap();
     let dispatch =
         tracing::Dispatch::new(tracing_subscriber::registry().with(telemetry.tracing_layer()));
@@ -535,11 +663,16 @@ async fn telemetry_side(
         name,
         client: Client::Traced(service, dispatch),
         telemetry: Some(telemetry),
+        calls: AtomicU64::new(0),
+        spans,
+        sampling,
     }
 }
 
-/// `--telemetry`: throughput at concurrency 64 (and p50 at concurrency 1) of the mesh with telemetry off and on,
-/// sides taking turns within each round.
+/// `--telemetry [--rounds N]`: throughput at concurrency 64 (and p50 at concurrency 1) of the mesh with telemetry
+/// off and on, sides taking turns within each round (3 unless `--rounds` says), each side's time including the
+/// export of its spans (flushed after its window); the ratios are of the median throughputs and, steadier on a busy
+/// machine, the median of each round's ratios.
 fn telemetry_overhead(smoke: bool) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -547,51 +680,66 @@ fn telemetry_overhead(smoke: bool) {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let collector = otlp_sink().await;
         let addr = serve().await;
         let mut sides = Vec::new();
         for (name, sampling) in [("off", None), ("on, 1.0", Some(1.0)), ("on, 0.01", Some(0.01))] {
-            sides.push(telemetry_side(addr, name, sampling, &collector).await);
+            sides.push(telemetry_side(addr, name, sampling).await);
         }
         for _ in 0..500 {
             for side in &mut sides {
                 side.client.call().await;
             }
         }
+        for side in &sides {
+            side.calls.fetch_add(500, Ordering::Relaxed);
+        }
         if smoke {
             println!("request_path --telemetry: smoke run ok (use `cargo bench` for figures)");
         } else {
+            let rounds = std::env::args()
+                .skip_while(|a| a != "--rounds")
+                .nth(1)
+                .map_or(ROUNDS, |n| n.parse().expect("--rounds N"));
             let mut p50 = vec![Vec::new(); sides.len()];
             let mut rps = vec![Vec::new(); sides.len()];
-            for _ in 0..ROUNDS {
+            for _ in 0..rounds {
                 for (index, side) in sides.iter_mut().enumerate() {
                     let sorted = latencies(&mut side.client).await;
+                    side.calls
+                        .fetch_add(u64::try_from(sorted.len()).unwrap(), Ordering::Relaxed);
                     p50[index].push(percentile(&sorted, 500).as_secs_f64() * 1e6);
                 }
                 for (index, side) in sides.iter().enumerate() {
-                    rps[index].push(throughput(&side.client).await);
+                    rps[index].push(exported_throughput(side).await);
                 }
             }
+            // Each round's ratio to the side without telemetry, which ran just before: load that comes and goes
+            // (a busy machine) moves a round's sides together more than it moves whole runs.
+            let ratios: Vec<f64> = rps
+                .iter()
+                .map(|side| median(side.iter().zip(&rps[0]).map(|(on, off)| on / off).collect()))
+                .collect();
             let p50: Vec<f64> = p50.into_iter().map(median).collect();
             let rps: Vec<f64> = rps.into_iter().map(median).collect();
             println!(
-                "request_path --telemetry (loopback, 2 runtime threads, medians of {ROUNDS} rounds, sides taking turns)"
+                "request_path --telemetry (loopback, 2 runtime threads, medians of {rounds} rounds, sides taking turns, \
+                 spans exported within each side's time)"
             );
             for (index, side) in sides.iter().enumerate() {
                 println!(
-                    "  telemetry {:<9} c=1 p50 {:6.1} us | c={CONCURRENCY} {:7.0} req/s | ratio to off {:.3}",
+                    "  telemetry {:<9} c=1 p50 {:6.1} us | c={CONCURRENCY} {:7.0} req/s | ratio to off {:.3} \
+                     (median of rounds {:.3})",
                     side.name,
                     p50[index],
                     rps[index],
-                    rps[index] / rps[0]
+                    rps[index] / rps[0],
+                    ratios[index]
                 );
             }
             println!("  targets: >= 0.9 with sampling 1.0, >= 0.97 with 0.01");
         }
         for side in sides {
-            if let Some(telemetry) = side.telemetry {
-                let _ = telemetry.shutdown().await;
-            }
+            side.finish().await;
         }
     });
 }

@@ -833,3 +833,56 @@ async fn a_priority_failover_and_the_endpoint_states_are_reported() {
     xds.shutdown().await.unwrap();
     secondary.shutdown().await.unwrap();
 }
+
+/// The span queue is bounded as configured: spans ended faster than the exporter takes them are dropped beyond
+/// `max_queued_spans` (calls are never held up), while the SDK's default queue keeps a burst of them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_beyond_the_configured_queue_are_dropped() {
+    use mesh_tonic::telemetry::{Telemetry, TelemetryConfig};
+    use opentelemetry::trace::Tracer as _;
+
+    const SPANS: usize = 20;
+    for queue in [Some(3), None] {
+        let receiver = OtlpReceiver::start().await.unwrap();
+        let mut config = TelemetryConfig::otlp(receiver.endpoint());
+        config.max_queued_spans = queue;
+        let telemetry = Telemetry::start(&config).unwrap();
+        let tracer = telemetry.tracer();
+        // Far faster than an export's round trip to the collector.
+        for index in 0..SPANS {
+            tracer.in_span(format!("burst-{index}"), |_| {});
+        }
+        telemetry.flush().await.unwrap();
+        let received = receiver
+            .spans()
+            .iter()
+            .filter(|span| span.name().starts_with("burst-"))
+            .count();
+        match queue {
+            Some(size) => assert!(
+                (1..SPANS).contains(&received) && received < SPANS - size,
+                "queue of {size}: {received} of {SPANS} spans exported"
+            ),
+            None => assert_eq!(received, SPANS, "the default queue holds the burst"),
+        }
+        telemetry.shutdown().await.unwrap();
+    }
+}
+
+/// `flush_spans` exports the finished spans at once, without waiting for the batch processor's delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_spans_exports_the_finished_spans_now() {
+    use mesh_tonic::telemetry::{Telemetry, TelemetryConfig};
+    use opentelemetry::trace::Tracer as _;
+
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let telemetry = Telemetry::start(&TelemetryConfig::otlp(receiver.endpoint())).unwrap();
+    telemetry.tracer().in_span("flushed", |_| {});
+    telemetry.flush_spans().await.unwrap();
+    assert!(
+        receiver.spans().iter().any(|span| span.name() == "flushed"),
+        "{:?}",
+        receiver.spans()
+    );
+    telemetry.shutdown().await.unwrap();
+}

@@ -9,7 +9,8 @@
 //! Calls and attempts are reported with their labels ([`CallLabels`], [`AttemptLabels`]: cluster, method,
 //! locality) through the `*_for` methods, whose defaults forward to the older cluster-only methods, so existing
 //! implementations keep working. A [`Metrics`] shared by several channels learns each channel's target through
-//! [`Metrics::for_target`].
+//! [`Metrics::for_target`]; one that labels by method can resolve a call's series once, as the call starts, through
+//! [`Metrics::for_call`], and then takes that call's events on what it resolved.
 //!
 //! Several implementations receive the same events through [`FanOut`]. Load reports (gRFC A27 LRS) do not go
 //! through this interface: see [`load_report`](crate::load_report).
@@ -163,6 +164,15 @@ pub trait Metrics: Send + Sync + 'static {
         None
     }
 
+    /// The metrics of one call, resolved once as it starts (its method's series, say): the request path then sends
+    /// that call's events (its start, its attempts and their ends, its end) to the result instead of `self`, so an
+    /// implementation that labels by method finds its series once per call rather than once per event. The
+    /// result must take every other event as `self` does. `None` (the default; [`FanOut`] too): `self` takes them.
+    fn for_call(&self, call: &CallLabels<'_>) -> Option<std::sync::Arc<dyn Metrics>> {
+        let _ = call;
+        None
+    }
+
     /// A call started. The default calls [`request_started`](Self::request_started).
     fn call_started(&self, call: &CallLabels<'_>) {
         self.request_started(call.cluster);
@@ -224,6 +234,12 @@ pub trait Metrics: Send + Sync + 'static {
     /// A drop overload of `cluster` dropped a request, with the overload's category (gRFC A27).
     fn dropped(&self, cluster: &str, category: &str) {
         let _ = (cluster, category);
+    }
+
+    /// Whether every method of this implementation does nothing (default `false`; [`NoMetrics`] says `true`), so
+    /// that what combines metrics can leave it out and spare every event a virtual call.
+    fn records_nothing(&self) -> bool {
+        false
     }
 
     /// Whether [`attempt_finished`](Self::attempt_finished) records anything (the default, `true`). When it does
@@ -289,6 +305,10 @@ impl Metrics for NoMetrics {
     fn records_attempts(&self) -> bool {
         false
     }
+
+    fn records_nothing(&self) -> bool {
+        true
+    }
 }
 
 mod fanout;
@@ -315,6 +335,11 @@ mod tests {
         assert!(!quiet.records_attempts());
         let listening = FanOut::new(vec![Arc::new(NoMetrics), Arc::new(Calls)]);
         assert!(listening.records_attempts());
+        // Only metrics that do nothing at all say so (and may be left out).
+        assert!(NoMetrics.records_nothing());
+        assert!(!Calls.records_nothing());
+        assert!(quiet.records_nothing());
+        assert!(!listening.records_nothing());
     }
 
     #[test]

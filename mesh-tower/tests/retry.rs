@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mesh_core::cluster::LbPolicy;
 use mesh_core::route::{RetryBackoff, RetryBudget, RetryOn, RetryPolicy, RouteAction};
-use mesh_tower::metrics::{AttemptLabels, Metrics, Outcome};
+use mesh_tower::metrics::{AttemptLabels, CallLabels, Metrics, Outcome};
 use mesh_tower::{GRPC_PREVIOUS_RPC_ATTEMPTS, MeshService};
 use support::backend::{always, handler};
 use support::config::{cluster, leaf, loc, snapshot, vhost, with};
@@ -64,9 +64,9 @@ fn service_with(policy: RetryPolicy, backends: &[&Backend]) -> MeshService {
 fn service_with_metrics(
     policy: RetryPolicy,
     backends: &[&Backend],
-    metrics: Arc<Counts>,
+    metrics: Arc<dyn Metrics>,
 ) -> MeshService {
-    let service = MeshService::new(options().with_metrics(metrics as Arc<dyn Metrics>));
+    let service = MeshService::new(options().with_metrics(metrics));
     service.update(Some(Ok(snapshot(
         1,
         vhost(vec![with(
@@ -122,6 +122,75 @@ async fn a_retry_succeeds_on_attempt_n_iff_num_retries_is_at_least_n_minus_1() {
                 assert_eq!(answer.grpc_status, Some(14));
             }
         }
+    }
+}
+
+/// Metrics that resolve a call's own metrics as it starts (as OpenTelemetry's do, per method).
+struct PerCall {
+    channel: Counts,
+    call: Arc<Counts>,
+    resolved: AtomicUsize,
+}
+
+impl Metrics for PerCall {
+    fn for_call(&self, call: &CallLabels<'_>) -> Option<Arc<dyn Metrics>> {
+        assert_eq!(call.method, "/pkg.Svc/Call");
+        self.resolved.fetch_add(1, Ordering::SeqCst);
+        Some(Arc::clone(&self.call) as Arc<dyn Metrics>)
+    }
+    fn request_started(&self, cluster: &str) {
+        self.channel.request_started(cluster);
+    }
+    fn request_finished(&self, cluster: &str, outcome: Outcome, duration: Duration) {
+        self.channel.request_finished(cluster, outcome, duration);
+    }
+    fn attempt_finished(
+        &self,
+        labels: &AttemptLabels<'_>,
+        outcome: Option<Outcome>,
+        duration: Duration,
+    ) {
+        self.channel.attempt_finished(labels, outcome, duration);
+    }
+    fn retry(&self, cluster: &str) {
+        self.channel.retry(cluster);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_events_go_to_the_metrics_resolved_for_it() {
+    let backend = Backend::start(39, succeed_on_attempt(1)).await;
+    let metrics = Arc::new(PerCall {
+        channel: Counts::default(),
+        call: Arc::new(Counts::default()),
+        resolved: AtomicUsize::new(0),
+    });
+    let service = service_with_metrics(
+        policy("unavailable", 2),
+        &[&backend],
+        Arc::clone(&metrics) as Arc<dyn Metrics>,
+    );
+    let answer = grpc(&service, "/pkg.Svc/Call", &[]).await;
+    assert!(answer.ok(), "{answer:?}");
+    assert_eq!(
+        metrics.resolved.load(Ordering::SeqCst),
+        1,
+        "resolved once per call"
+    );
+    // The call's start, both attempts, the retry and the end: all on the call's metrics.
+    let call = &metrics.call;
+    assert_eq!(call.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(call.attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(call.retries.load(Ordering::SeqCst), 1);
+    assert_eq!(call.finished.load(Ordering::SeqCst), 1);
+    let channel = &metrics.channel;
+    for count in [
+        &channel.requests,
+        &channel.attempts,
+        &channel.retries,
+        &channel.finished,
+    ] {
+        assert_eq!(count.load(Ordering::SeqCst), 0);
     }
 }
 
@@ -197,7 +266,7 @@ async fn the_budget_caps_a_retry_storm() {
     let service = service_with_metrics(
         policy("unavailable", 4).with_budget(budget),
         &[&backend],
-        Arc::clone(&metrics),
+        Arc::clone(&metrics) as Arc<dyn Metrics>,
     );
     let requests = 50;
     let calls: Vec<_> = (0..requests)

@@ -16,7 +16,8 @@ use mesh_tower::status::Code;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
 use opentelemetry::{Key, KeyValue, Value};
 
-use super::series::{AttemptKey, AttemptSeries, LabelHash, MethodSeries, SeriesMap};
+use super::method::MethodMetrics;
+use super::series::{LabelHash, MethodSeries, SeriesMap};
 
 /// How many distinct method names are recorded as they are before new ones are recorded as `other` (gRFC A66:
 /// bounded cardinality).
@@ -170,12 +171,12 @@ impl Instruments {
 
 /// Label values built once and shared, so recording allocates no strings: one atomic load and a hash lookup per
 /// label; a miss takes a lock once per new value.
-pub(super) struct LabelCache<K> {
-    values: ArcSwap<HashMap<K, Value>>,
+pub(super) struct LabelCache<K, V = Value> {
+    values: ArcSwap<HashMap<K, V>>,
     adding: Mutex<()>,
 }
 
-impl<K: Eq + Hash + Clone> LabelCache<K> {
+impl<K: Eq + Hash + Clone, V: Clone> LabelCache<K, V> {
     pub(super) fn new() -> Self {
         Self {
             values: ArcSwap::from_pointee(HashMap::new()),
@@ -184,12 +185,7 @@ impl<K: Eq + Hash + Clone> LabelCache<K> {
     }
 
     /// The value of `key`, made by `make` the first time; `None` when the cache holds `limit` values already.
-    pub(super) fn get<Q>(
-        &self,
-        key: &Q,
-        limit: usize,
-        make: impl FnOnce() -> (K, Value),
-    ) -> Option<Value>
+    pub(super) fn get<Q>(&self, key: &Q, limit: usize, make: impl FnOnce() -> (K, V)) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,
         Q: Eq + Hash + ?Sized,
@@ -264,14 +260,25 @@ struct Shared {
 /// response headers (a trailers-only status, a transport failure, a retry) received 0 bytes, and sent what the
 /// connection had sent of its request by then.
 ///
+/// A call finds its method's series once, as it starts ([`Metrics::for_call`] hands the request path that method's
+/// metrics, shared by its calls), and records its attempts and its end on bound instruments: no attribute set is
+/// built or hashed per call, and nothing is allocated once a method's series exist (see `series.rs`).
+///
 /// Not here yet: a target filter. Server metrics: `ServerTelemetry`; xDS client metrics:
 /// [`OtelXdsMetrics`](super::OtelXdsMetrics).
 #[derive(Clone)]
 pub struct OtelMetrics {
+    channel: ChannelLabels,
+    /// This channel's metrics per request path (`None`: `other`), each with its bound series.
+    methods: Arc<SeriesMap<Option<Box<str>>, Arc<MethodMetrics>>>,
+}
+
+/// What a channel's series are recorded with: the instruments and label values shared by every channel, and this
+/// channel's `grpc.target`.
+#[derive(Clone)]
+pub(super) struct ChannelLabels {
     shared: Arc<Shared>,
-    target: KeyValue,
-    /// This channel's bound series by method (`None`: `other`).
-    series: Arc<SeriesMap<Option<Box<str>>, MethodSeries>>,
+    pub(super) target: KeyValue,
 }
 
 impl OtelMetrics {
@@ -280,18 +287,56 @@ impl OtelMetrics {
     #[must_use]
     pub fn new(meter: &Meter) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                instruments: Instruments::new(meter),
-                methods: LabelCache::new(),
-                clusters: LabelCache::new(),
-                localities: LabelCache::new(),
-                max_methods: DEFAULT_MAX_METHODS,
-            }),
-            target: KeyValue::new(TARGET, OTHER),
-            series: Arc::new(SeriesMap::new()),
+            channel: ChannelLabels {
+                shared: Arc::new(Shared {
+                    instruments: Instruments::new(meter),
+                    methods: LabelCache::new(),
+                    clusters: LabelCache::new(),
+                    localities: LabelCache::new(),
+                    max_methods: DEFAULT_MAX_METHODS,
+                }),
+                target: KeyValue::new(TARGET, OTHER),
+            },
+            methods: Arc::new(SeriesMap::new()),
         }
     }
 
+    /// This channel's metrics of `method`, bound the first time. A known gRPC path is found by its hash alone; its
+    /// shape is checked only when it is new (or past the method limit, then it is `other`).
+    fn method(&self, method: &str, grpc: bool) -> Option<Arc<MethodMetrics>> {
+        if grpc {
+            let hash = LabelHash::of(method);
+            let is = |key: &Option<Box<str>>| key.as_deref() == Some(method);
+            if let Some(found) = self.methods.get(hash, is, Arc::clone) {
+                return Some(found);
+            }
+            if let Some(value) = split_grpc_path(method)
+                .and_then(|_| self.channel.method_value(method.trim_start_matches('/')))
+            {
+                let make = || (Some(method.into()), self.bind_method(value));
+                return self.methods.with(hash, is, usize::MAX, make, Arc::clone);
+            }
+        }
+        let make = || (None, self.bind_method(Value::from(OTHER)));
+        self.methods
+            .with(0, Option::is_none, usize::MAX, make, Arc::clone)
+    }
+
+    fn bind_method(&self, method: Value) -> Arc<MethodMetrics> {
+        let labels = [KeyValue::new(METHOD, method), self.channel.target.clone()];
+        let series = MethodSeries::new(
+            self.channel
+                .shared
+                .instruments
+                .attempt_started
+                .bind(&labels),
+            labels,
+        );
+        Arc::new(MethodMetrics::new(self.channel.clone(), series))
+    }
+}
+
+impl ChannelLabels {
     /// The `grpc.method` value of the gRPC method `name`, `None` past the limit (then it is `other`).
     fn method_value(&self, name: &str) -> Option<Value> {
         self.shared.methods.get(name, self.shared.max_methods, || {
@@ -299,43 +344,7 @@ impl OtelMetrics {
         })
     }
 
-    /// Calls `with` on this channel's series of `method`, bound the first time.
-    fn with_series<R>(
-        &self,
-        method: &str,
-        grpc: bool,
-        with: impl FnOnce(&MethodSeries) -> R,
-    ) -> Option<R> {
-        let mut with = Some(with);
-        let mut apply = |series: &MethodSeries| with.take().map(|with| with(series));
-        if let Some(name) = split_grpc_path(method)
-            .filter(|_| grpc)
-            .map(|_| method.trim_start_matches('/'))
-        {
-            let hash = LabelHash::of(name);
-            let is = |key: &Option<Box<str>>| key.as_deref() == Some(name);
-            if let Some(done) = self.series.get(hash, is, &mut apply) {
-                return done;
-            }
-            if let Some(value) = self.method_value(name) {
-                let make = || (Some(name.into()), self.bind_method(value));
-                return self.series.with(hash, is, usize::MAX, make, &mut apply)?;
-            }
-        }
-        let make = || (None, self.bind_method(Value::from(OTHER)));
-        self.series
-            .with(0, Option::is_none, usize::MAX, make, &mut apply)?
-    }
-
-    fn bind_method(&self, method: Value) -> MethodSeries {
-        let labels = [KeyValue::new(METHOD, method), self.target.clone()];
-        MethodSeries::new(
-            self.shared.instruments.attempt_started.bind(&labels),
-            labels,
-        )
-    }
-
-    fn cluster(&self, cluster: &str) -> KeyValue {
+    pub(super) fn cluster(&self, cluster: &str) -> KeyValue {
         let value = self
             .shared
             .clusters
@@ -346,7 +355,7 @@ impl OtelMetrics {
         KeyValue::new(BACKEND_SERVICE, value)
     }
 
-    fn locality(&self, locality: &Locality) -> KeyValue {
+    pub(super) fn locality(&self, locality: &Locality) -> KeyValue {
         let value = self
             .shared
             .localities
@@ -360,6 +369,23 @@ impl OtelMetrics {
         KeyValue::new(LOCALITY, value)
     }
 
+    /// `grpc.client.call.duration`.
+    pub(super) fn call_duration(&self) -> &Histogram<f64> {
+        &self.shared.instruments.call_duration
+    }
+
+    /// `grpc.client.attempt.duration` and the attempt's message sizes, sent and received.
+    pub(super) fn attempt_instruments(
+        &self,
+    ) -> (&Histogram<f64>, &Histogram<u64>, &Histogram<u64>) {
+        let instruments = &self.shared.instruments;
+        (
+            &instruments.attempt_duration,
+            &instruments.attempt_sent,
+            &instruments.attempt_received,
+        )
+    }
+
     fn counted(&self, counter: &Counter<u64>, cluster: &str, extra: Option<KeyValue>) {
         let labels = [self.target.clone(), self.cluster(cluster)];
         match extra {
@@ -370,132 +396,12 @@ impl OtelMetrics {
             None => counter.add(1, &labels),
         }
     }
-}
 
-/// The outcome as a number that tells status labels apart: the gRPC code, or 1000 + the HTTP status.
-fn status_key(outcome: Option<Outcome>, grpc: bool) -> u32 {
-    match outcome {
-        Some(outcome) if grpc => outcome
-            .grpc_status
-            .unwrap_or_else(|| Code::from_http_status(outcome.http_status))
-            .as_u32(),
-        Some(outcome) => 1000 + u32::from(outcome.http_status),
-        None if grpc => Code::Unavailable.as_u32(),
-        None => 1000 + 503,
-    }
-}
-
-/// The outcome as a status label: `grpc.status` for gRPC, `http.response.status_code` otherwise.
-fn status(outcome: Option<Outcome>, grpc: bool) -> KeyValue {
-    match outcome {
-        Some(outcome) if grpc => KeyValue::new(
-            STATUS,
-            outcome
-                .grpc_status
-                .unwrap_or_else(|| Code::from_http_status(outcome.http_status))
-                .name(),
-        ),
-        Some(outcome) => KeyValue::new(HTTP_STATUS, i64::from(outcome.http_status)),
-        // gRPC reports a transport failure as UNAVAILABLE.
-        None if grpc => KeyValue::new(STATUS, Code::Unavailable.name()),
-        None => KeyValue::new(HTTP_STATUS, 503_i64),
-    }
-}
-
-impl Metrics for OtelMetrics {
-    fn for_target(&self, target: &str) -> Option<Arc<dyn Metrics>> {
-        Some(Arc::new(Self {
-            shared: Arc::clone(&self.shared),
-            target: KeyValue::new(TARGET, target.to_owned()),
-            series: Arc::new(SeriesMap::new()),
-        }))
-    }
-
-    fn call_finished(&self, call: &CallLabels<'_>, outcome: Outcome, duration: Duration) {
-        let key = status_key(Some(outcome), call.grpc);
-        self.with_series(call.method, call.grpc, |series| {
-            let make = || {
-                let [method, target] = series.labels.clone();
-                let labels = [method, target, status(Some(outcome), call.grpc)];
-                (key, self.shared.instruments.call_duration.bind(&labels))
-            };
-            series.calls.with(
-                u64::from(key),
-                |known| *known == key,
-                usize::MAX,
-                make,
-                |histogram| histogram.record(duration.as_secs_f64()),
-            );
-        });
-    }
-
-    fn attempt_started(&self, attempt: &AttemptStart<'_>) {
-        self.with_series(attempt.method, attempt.grpc, |series| {
-            series.attempt_started.add(1);
-        });
-    }
-
-    fn attempt_finished(
-        &self,
-        labels: &AttemptLabels<'_>,
-        outcome: Option<Outcome>,
-        duration: Duration,
-    ) {
-        self.attempt_ended(labels, &AttemptEnd::new(outcome, duration));
-    }
-
-    fn attempt_ended(&self, labels: &AttemptLabels<'_>, end: &AttemptEnd) {
-        let key = status_key(end.outcome, labels.grpc);
-        self.with_series(labels.method, labels.grpc, |series| {
-            let make = || {
-                let [method, target] = series.labels.clone();
-                let attributes = [
-                    method,
-                    target,
-                    status(end.outcome, labels.grpc),
-                    self.locality(labels.locality),
-                    self.cluster(labels.cluster),
-                ];
-                let key = AttemptKey {
-                    status: key,
-                    cluster: Arc::from(labels.cluster),
-                    locality: labels.locality.clone(),
-                };
-                let instruments = &self.shared.instruments;
-                let bound = AttemptSeries {
-                    duration: instruments.attempt_duration.bind(&attributes),
-                    sent: instruments.attempt_sent.bind(&attributes),
-                    received: instruments.attempt_received.bind(&attributes),
-                };
-                (key, bound)
-            };
-            series.attempts.with(
-                AttemptKey::hash(key, labels.cluster, labels.locality),
-                |known| known.is(key, labels.cluster, labels.locality),
-                usize::MAX,
-                make,
-                |bound| {
-                    bound.duration.record(end.duration.as_secs_f64());
-                    if let Some(sent) = end.sent_message_bytes {
-                        bound.sent.record(sent);
-                    }
-                    if let Some(received) = end.received_message_bytes {
-                        bound.received.record(received);
-                    }
-                },
-            );
-        });
-    }
-
-    fn records_message_sizes(&self) -> bool {
-        true
-    }
-
-    fn retry(&self, cluster: &str) {
+    pub(super) fn retry(&self, cluster: &str) {
         self.counted(&self.shared.instruments.retries, cluster, None);
     }
 
-    fn retry_budget_exhausted(&self, cluster: &str) {
+    pub(super) fn retry_budget_exhausted(&self, cluster: &str) {
         self.counted(
             &self.shared.instruments.retry_budget_exhausted,
             cluster,
@@ -503,7 +409,7 @@ impl Metrics for OtelMetrics {
         );
     }
 
-    fn circuit_breaker_rejected(&self, cluster: &str) {
+    pub(super) fn circuit_breaker_rejected(&self, cluster: &str) {
         self.counted(
             &self.shared.instruments.circuit_breaker_rejections,
             cluster,
@@ -511,7 +417,7 @@ impl Metrics for OtelMetrics {
         );
     }
 
-    fn ejection(&self, cluster: &str, _endpoint: &str, ejected: bool) {
+    pub(super) fn ejection(&self, cluster: &str, ejected: bool) {
         self.counted(
             &self.shared.instruments.outlier_ejections,
             cluster,
@@ -519,7 +425,7 @@ impl Metrics for OtelMetrics {
         );
     }
 
-    fn fault_injected(&self, cluster: &str, abort: bool) {
+    pub(super) fn fault_injected(&self, cluster: &str, abort: bool) {
         let kind = if abort { "abort" } else { "delay" };
         self.counted(
             &self.shared.instruments.faults,
@@ -528,7 +434,7 @@ impl Metrics for OtelMetrics {
         );
     }
 
-    fn endpoints_changed(&self, cluster: &str, counts: &EndpointCounts) {
+    pub(super) fn endpoints_changed(&self, cluster: &str, counts: &EndpointCounts) {
         let cluster = self.cluster(cluster);
         let states = [
             ("usable", counts.usable()),
@@ -548,7 +454,7 @@ impl Metrics for OtelMetrics {
         }
     }
 
-    fn priority_changed(&self, cluster: &str, from: Option<u32>, to: Option<u32>) {
+    pub(super) fn priority_changed(&self, cluster: &str, from: Option<u32>, to: Option<u32>) {
         let label = |priority: Option<u32>| -> Value {
             priority.map_or(Value::from("none"), |p| {
                 Value::from(i64::from(p).to_string())
@@ -566,10 +472,116 @@ impl Metrics for OtelMetrics {
     }
 }
 
+/// The outcome as a number that tells status labels apart: the gRPC code, or 1000 + the HTTP status.
+pub(super) fn status_key(outcome: Option<Outcome>, grpc: bool) -> u32 {
+    match outcome {
+        Some(outcome) if grpc => outcome
+            .grpc_status
+            .unwrap_or_else(|| Code::from_http_status(outcome.http_status))
+            .as_u32(),
+        Some(outcome) => 1000 + u32::from(outcome.http_status),
+        None if grpc => Code::Unavailable.as_u32(),
+        None => 1000 + 503,
+    }
+}
+
+/// The outcome as a status label: `grpc.status` for gRPC, `http.response.status_code` otherwise.
+pub(super) fn status(outcome: Option<Outcome>, grpc: bool) -> KeyValue {
+    match outcome {
+        Some(outcome) if grpc => KeyValue::new(
+            STATUS,
+            outcome
+                .grpc_status
+                .unwrap_or_else(|| Code::from_http_status(outcome.http_status))
+                .name(),
+        ),
+        Some(outcome) => KeyValue::new(HTTP_STATUS, i64::from(outcome.http_status)),
+        // gRPC reports a transport failure as UNAVAILABLE.
+        None if grpc => KeyValue::new(STATUS, Code::Unavailable.name()),
+        None => KeyValue::new(HTTP_STATUS, 503_i64),
+    }
+}
+
+impl Metrics for OtelMetrics {
+    fn for_target(&self, target: &str) -> Option<Arc<dyn Metrics>> {
+        Some(Arc::new(Self {
+            channel: ChannelLabels {
+                shared: Arc::clone(&self.channel.shared),
+                target: KeyValue::new(TARGET, target.to_owned()),
+            },
+            methods: Arc::new(SeriesMap::new()),
+        }))
+    }
+
+    fn for_call(&self, call: &CallLabels<'_>) -> Option<Arc<dyn Metrics>> {
+        self.method(call.method, call.grpc)
+            .map(|method| method as Arc<dyn Metrics>)
+    }
+
+    fn call_finished(&self, call: &CallLabels<'_>, outcome: Outcome, duration: Duration) {
+        if let Some(method) = self.method(call.method, call.grpc) {
+            method.call_finished(call, outcome, duration);
+        }
+    }
+
+    fn attempt_started(&self, attempt: &AttemptStart<'_>) {
+        if let Some(method) = self.method(attempt.method, attempt.grpc) {
+            method.attempt_started(attempt);
+        }
+    }
+
+    fn attempt_finished(
+        &self,
+        labels: &AttemptLabels<'_>,
+        outcome: Option<Outcome>,
+        duration: Duration,
+    ) {
+        self.attempt_ended(labels, &AttemptEnd::new(outcome, duration));
+    }
+
+    fn attempt_ended(&self, labels: &AttemptLabels<'_>, end: &AttemptEnd) {
+        if let Some(method) = self.method(labels.method, labels.grpc) {
+            method.attempt_ended(labels, end);
+        }
+    }
+
+    fn records_message_sizes(&self) -> bool {
+        true
+    }
+
+    fn retry(&self, cluster: &str) {
+        self.channel.retry(cluster);
+    }
+
+    fn retry_budget_exhausted(&self, cluster: &str) {
+        self.channel.retry_budget_exhausted(cluster);
+    }
+
+    fn circuit_breaker_rejected(&self, cluster: &str) {
+        self.channel.circuit_breaker_rejected(cluster);
+    }
+
+    fn ejection(&self, cluster: &str, _endpoint: &str, ejected: bool) {
+        self.channel.ejection(cluster, ejected);
+    }
+
+    fn fault_injected(&self, cluster: &str, abort: bool) {
+        self.channel.fault_injected(cluster, abort);
+    }
+
+    fn endpoints_changed(&self, cluster: &str, counts: &EndpointCounts) {
+        self.channel.endpoints_changed(cluster, counts);
+    }
+
+    fn priority_changed(&self, cluster: &str, from: Option<u32>, to: Option<u32>) {
+        self.channel.priority_changed(cluster, from, to);
+    }
+}
+
 impl std::fmt::Debug for OtelMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OtelMetrics")
-            .field("target", &self.target.value)
+            .field("target", &self.channel.target.value)
             .finish_non_exhaustive()
     }
 }

@@ -3,9 +3,11 @@
 //! histograms per status (and cluster and locality), as the SDK's bound instruments.
 //!
 //! Recording through an unbound instrument makes the SDK hash the whole attribute set (strings included, with
-//! SipHash) and look it up under a lock, for every instrument touched; three per call. Here a call's events find
-//! their bound series by a short hash of the method (and of status, cluster and locality for attempts) in maps read
-//! with one atomic load, then record with no attribute set at all. Nothing is allocated once a series exists.
+//! SipHash) and look it up under a lock, for every instrument touched; three per call. Here a call finds its
+//! method's series once, as it starts (`MethodMetrics`, handed to the request path by `Metrics::for_call`), by a
+//! short hash of its path in a map read with one atomic load; its attempts and its end then find their bound series
+//! by status (and cluster and locality for attempts) in the method's own maps, and record with no attribute set at
+//! all. Nothing is allocated once a series exists.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};

@@ -11,14 +11,25 @@
 //! `cluster`, `locality` and `endpoint`. An error status for a gRPC status other than OK, an HTTP error status, or
 //! a failure, whose message is the status's description.
 //!
+//! The attribute values every span of a method repeats (`rpc.service`, `rpc.method`) and the `locality` string are
+//! built once and shared (bounded as the metrics' labels are: the first [`DEFAULT_MAX_METHODS`] methods), and span
+//! names are `'static` (gRPC method names interned process-wide, the first [`MAX_SPAN_NAMES`]): the OTLP exporter
+//! copies each batch before converting it, and a shared value is copied without an allocation.
+//!
 //! `traceparent` is formatted in place and sent as an HPACK literal that is never indexed: each value is unique,
-//! and indexing it would evict the headers every request repeats from the connection's table.
+//! and indexing it would evict the headers every request repeats from the connection's table. The values are cut
+//! from a per-thread block of a few kilobytes (one allocation per some seventy attempts, none once earlier values
+//! are gone and the block is reused) rather than allocated one by one. h2 Huffman-codes every literal it sends, so
+//! the value costs its encoding on the wire (and its decoding at the server) in any case.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, LazyLock};
 
+use bytes::BytesMut;
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
+use mesh_core::locality::Locality;
 use mesh_tower::metrics::{
     AttemptSpan, AttemptSpanStart, CallSpan, CallSpanStart, CallTracer, SpanEnd, split_grpc_path,
 };
@@ -26,30 +37,114 @@ use mesh_tower::status::Code;
 use opentelemetry::trace::{
     Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt,
 };
-use opentelemetry::{Context, Key, KeyValue};
+use opentelemetry::{Context, Key, KeyValue, Value};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Span, Tracer};
+
+use super::metrics::{DEFAULT_MAX_METHODS, LabelCache};
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 const GRPC_STATUS: Key = Key::from_static_str("rpc.grpc.status_code");
 const HTTP_STATUS: Key = Key::from_static_str("http.response.status_code");
+const RPC_SYSTEM: Key = Key::from_static_str("rpc.system");
+const RPC_SERVICE: Key = Key::from_static_str("rpc.service");
+const RPC_METHOD: Key = Key::from_static_str("rpc.method");
+/// How many distinct localities keep a shared `locality` value; later ones are formatted per span.
+const MAX_LOCALITIES: usize = 1024;
+/// How many gRPC method names are interned for span names, process-wide: each is kept (leaked) for the life of
+/// the process, a few kilobytes at most; later names are owned by each span.
+const MAX_SPAN_NAMES: usize = 1024;
 
-/// The request path's spans over an SDK [`Tracer`]; see the [module docs](self).
-#[derive(Debug, Clone)]
+/// The interned span names.
+static SPAN_NAMES: LazyLock<LabelCache<Box<str>, &'static str>> = LazyLock::new(LabelCache::new);
+
+/// The size of the blocks `traceparent` values are cut from.
+const TRACEPARENT_BLOCK: usize = 4096;
+
+thread_local! {
+    /// The block this thread cuts `traceparent` values from.
+    static TRACEPARENTS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// The request path's spans over an SDK [`Tracer`]; see the [module docs](self). Cloned (a reference count) into
+/// each sampled call's span.
+#[derive(Clone)]
 pub(crate) struct OtelTracer {
+    inner: Arc<TracerInner>,
+}
+
+/// The tracer and the attribute values shared by the spans of a method or locality.
+struct TracerInner {
     tracer: Tracer,
+    /// `rpc.service` and `rpc.method` by request path.
+    methods: LabelCache<Box<str>, (Value, Value)>,
+    /// `locality`, in gRFC A78's form.
+    localities: LabelCache<Locality>,
+}
+
+impl std::fmt::Debug for OtelTracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtelTracer").finish_non_exhaustive()
+    }
 }
 
 impl OtelTracer {
     pub(crate) fn new(tracer: Tracer) -> Self {
-        Self { tracer }
+        Self {
+            inner: Arc::new(TracerInner {
+                tracer,
+                methods: LabelCache::new(),
+                localities: LabelCache::new(),
+            }),
+        }
+    }
+
+    /// `rpc.system`, `rpc.service` and `rpc.method` of a gRPC `path` (split into `rpc`), shared per method.
+    fn rpc_attributes(
+        &self,
+        attributes: &mut Vec<KeyValue>,
+        path: &str,
+        rpc: Option<(&str, &str)>,
+    ) {
+        let Some((service, method)) = rpc else {
+            return;
+        };
+        let (service, method) = self
+            .inner
+            .methods
+            .get(path, DEFAULT_MAX_METHODS, || {
+                let shared = |value: &str| Value::from(Arc::<str>::from(value));
+                (path.into(), (shared(service), shared(method)))
+            })
+            .unwrap_or_else(|| {
+                (
+                    Value::from(service.to_owned()),
+                    Value::from(method.to_owned()),
+                )
+            });
+        attributes.push(KeyValue::new(RPC_SYSTEM, "grpc"));
+        attributes.push(KeyValue::new(RPC_SERVICE, service));
+        attributes.push(KeyValue::new(RPC_METHOD, method));
+    }
+
+    /// The `locality` value, shared per locality.
+    fn locality(&self, locality: &Locality) -> Value {
+        self.inner
+            .localities
+            .get(locality, MAX_LOCALITIES, || {
+                (
+                    locality.clone(),
+                    Value::from(Arc::<str>::from(locality.to_string())),
+                )
+            })
+            .unwrap_or_else(|| Value::from(locality.to_string()))
     }
 
     /// A span of `kind` under `parent`, unnamed until the sampler keeps it.
     fn start(&self, kind: SpanKind, parent: &Context) -> Span {
         SpanBuilder::from_name(Cow::Borrowed(""))
             .with_kind(kind)
-            .start_with_context(&self.tracer, parent)
+            .start_with_context(&self.inner.tracer, parent)
     }
 }
 
@@ -68,7 +163,7 @@ impl CallTracer for OtelTracer {
                 let rpc = split_grpc_path(call.path).filter(|_| call.grpc);
                 span.update_name(span_name(call.path, call.http_method, rpc.is_some()));
                 let mut attributes = Vec::with_capacity(7);
-                rpc_attributes(&mut attributes, rpc);
+                self.rpc_attributes(&mut attributes, call.path, rpc);
                 attributes.push(KeyValue::new("cluster", Arc::clone(call.cluster)));
                 if !call.route.is_empty() {
                     attributes.push(KeyValue::new("route", call.route.to_owned()));
@@ -84,19 +179,31 @@ impl CallTracer for OtelTracer {
     }
 }
 
+/// A span's name: `service/method` for gRPC, the HTTP method otherwise. Names are `'static` where they can be
+/// (gRPC methods interned, the standard HTTP methods), so that a span, and the copy the OTLP exporter takes of
+/// each batch, carry no string of their own.
 fn span_name(path: &str, method: &http::Method, rpc: bool) -> Cow<'static, str> {
     if rpc {
-        Cow::Owned(path.trim_start_matches('/').to_owned())
+        let name = path.trim_start_matches('/');
+        SPAN_NAMES
+            .get(name, MAX_SPAN_NAMES, || {
+                (name.into(), &*Box::leak(Box::<str>::from(name)))
+            })
+            .map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed)
     } else {
-        Cow::Owned(method.as_str().to_owned())
-    }
-}
-
-fn rpc_attributes(attributes: &mut Vec<KeyValue>, rpc: Option<(&str, &str)>) {
-    if let Some((service, method)) = rpc {
-        attributes.push(KeyValue::new("rpc.system", "grpc"));
-        attributes.push(KeyValue::new("rpc.service", service.to_owned()));
-        attributes.push(KeyValue::new("rpc.method", method.to_owned()));
+        let name = match *method {
+            http::Method::GET => "GET",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::DELETE => "DELETE",
+            http::Method::HEAD => "HEAD",
+            http::Method::OPTIONS => "OPTIONS",
+            http::Method::PATCH => "PATCH",
+            http::Method::CONNECT => "CONNECT",
+            http::Method::TRACE => "TRACE",
+            _ => return Cow::Owned(method.as_str().to_owned()),
+        };
+        Cow::Borrowed(name)
     }
 }
 
@@ -150,16 +257,16 @@ impl CallSpan for OtelCall {
         let rpc = split_grpc_path(attempt.path).filter(|_| attempt.grpc);
         // Two more for the end's.
         let mut attributes = Vec::with_capacity(9);
-        rpc_attributes(&mut attributes, rpc);
+        tracer.rpc_attributes(&mut attributes, attempt.path, rpc);
         attributes.push(KeyValue::new("attempt", i64::from(attempt.attempt)));
         attributes.push(KeyValue::new("cluster", Arc::clone(attempt.cluster)));
-        attributes.push(KeyValue::new("locality", attempt.locality.to_string()));
+        attributes.push(KeyValue::new("locality", tracer.locality(attempt.locality)));
         attributes.push(KeyValue::new("endpoint", Arc::clone(attempt.endpoint)));
         let span =
             SpanBuilder::from_name(span_name(attempt.path, attempt.http_method, rpc.is_some()))
                 .with_kind(SpanKind::Client)
                 .with_attributes(attributes)
-                .start_with_context(&tracer.tracer, context);
+                .start_with_context(&tracer.inner.tracer, context);
         inject(span.span_context(), headers);
         Box::new(OtelAttempt { span })
     }
@@ -231,20 +338,19 @@ fn ending(end: SpanEnd<'_>) -> ([Option<KeyValue>; 2], Option<Status>) {
 }
 
 /// Writes `traceparent` (`00-{trace id}-{span id}-{flags}`, W3C Trace Context) and a non-empty `tracestate`: the
-/// value is formatted in place, without the propagator's strings.
+/// value is formatted in place, without the propagator's strings, into a slice of this thread's block.
 fn inject(context: &SpanContext, headers: &mut HeaderMap) {
     if !context.is_valid() {
         return;
     }
-    let mut value = [0_u8; 55];
-    let (version, rest) = value.split_at_mut(3);
-    version.copy_from_slice(b"00-");
-    let (trace, rest) = rest.split_at_mut(33);
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let (_version, rest) = value.split_at_mut(3);
+    let (trace, rest) = rest.split_at_mut(32);
     hex(&context.trace_id().to_bytes(), trace);
-    let (span, rest) = rest.split_at_mut(17);
-    hex(&context.span_id().to_bytes(), span);
-    hex(&[context.trace_flags().to_u8()], rest);
-    if let Ok(mut value) = HeaderValue::from_bytes(&value) {
+    let (span, flags) = rest.split_at_mut(17);
+    hex(&context.span_id().to_bytes(), span.split_at_mut(1).1);
+    hex(&[context.trace_flags().to_u8()], flags.split_at_mut(1).1);
+    if let Some(mut value) = traceparent_value(&value) {
         // Unique per attempt: sent as a literal never indexed (HPACK), so it does not evict the headers every
         // request repeats from the connection's header table, and the server does not store it.
         value.set_sensitive(true);
@@ -258,18 +364,80 @@ fn inject(context: &SpanContext, headers: &mut HeaderMap) {
     }
 }
 
-/// Lowercase hex of `bytes` into `out`, then a `-` when `out` has room for it.
-fn hex(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = out.iter_mut();
-    for byte in bytes {
-        for nibble in [byte >> 4, byte & 0x0f] {
-            if let (Some(slot), Some(digit)) = (out.next(), DIGITS.get(usize::from(nibble))) {
-                *slot = *digit;
+/// `value` as a header value sharing this thread's block: the block is refilled (reused when every value cut from
+/// it is gone) when it has no room left. Outside a thread's life (its locals destroyed), a value of its own.
+fn traceparent_value(value: &[u8]) -> Option<HeaderValue> {
+    let shared = TRACEPARENTS
+        .try_with(|block| {
+            let mut block = block.try_borrow_mut().ok()?;
+            if block.capacity() - block.len() < value.len() {
+                block.reserve(TRACEPARENT_BLOCK);
             }
+            block.extend_from_slice(value);
+            Some(block.split().freeze())
+        })
+        .ok()
+        .flatten();
+    match shared {
+        Some(bytes) => HeaderValue::from_maybe_shared(bytes).ok(),
+        None => HeaderValue::from_bytes(value).ok(),
+    }
+}
+
+/// Lowercase hex of each byte of `bytes`, two digits each, into `out`.
+fn hex(bytes: &[u8], out: &mut [u8]) {
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        if let Some(digits) = HEX.get(usize::from(*byte)) {
+            pair.copy_from_slice(digits);
         }
     }
-    if let Some(slot) = out.next() {
-        *slot = b'-';
+}
+
+/// The two lowercase hex digits of every byte.
+#[allow(clippy::indexing_slicing)] // Evaluated at compile time: `byte` < 256, its nibbles < 16.
+static HEX: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0_u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0x0f]];
+        byte += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+
+    use super::*;
+
+    #[test]
+    fn traceparent_is_the_w3c_form_and_values_cut_from_one_block_stay_apart() {
+        let context = |span: u64| {
+            SpanContext::new(
+                TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128),
+                SpanId::from(span),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::NONE,
+            )
+        };
+        let mut headers = Vec::new();
+        // More than a block holds, so the block is refilled while earlier values are still alive.
+        for span in 1..=200_u64 {
+            let mut map = HeaderMap::new();
+            inject(&context(span), &mut map);
+            headers.push(map);
+        }
+        for (span, map) in (1..=200_u64).zip(&headers) {
+            let value = map.get(TRACEPARENT).expect("traceparent");
+            assert_eq!(
+                value.to_str().expect("ascii"),
+                format!("00-0af7651916cd43dd8448eb211c80319c-{span:016x}-01")
+            );
+            assert!(value.is_sensitive());
+            assert!(map.get(TRACESTATE).is_none());
+        }
     }
 }

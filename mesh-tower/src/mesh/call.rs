@@ -26,7 +26,9 @@ use crate::endpoint::Endpoint;
 use crate::error::{MeshError, TransportFailure};
 use crate::fault;
 use crate::lb::{RequestGuard, RetryGuard, retry_backoff};
-use crate::metrics::{CallLabels, CallSpan, CallSpanStart, Outcome, SpanEnd, split_grpc_path};
+use crate::metrics::{
+    CallLabels, CallSpan, CallSpanStart, Metrics, Outcome, SpanEnd, split_grpc_path,
+};
 use crate::router::{self, Decision, RequestFacts};
 use crate::runtime::RequestRng;
 use crate::status;
@@ -76,6 +78,9 @@ pub(super) async fn handle(
     let path = request.uri().path_and_query().cloned();
     let method = path.as_ref().map_or("/", PathAndQuery::path);
     let labels = CallLabels::new(cluster, method, grpc);
+    // The call's own metrics when the implementation resolves any (its method's series), for all its events.
+    let call_metrics = metrics.for_call(&labels);
+    let metrics = call_metrics.as_ref().unwrap_or(metrics);
     metrics.call_started(&labels);
     // The tracer's span (OpenTelemetry's): sampled or not, it is the parent of the attempts' trace context.
     let call_span = shared.runtime.options.tracer.as_ref().map(|tracer| {
@@ -91,6 +96,7 @@ pub(super) async fn handle(
     let deadline = decision.timeout.map(|timeout| (started + timeout, timeout));
     let exchange = Exchange {
         shared: &shared,
+        metrics,
         routing,
         decision: &decision,
         grpc,
@@ -302,6 +308,8 @@ impl Source {
 
 struct Exchange<'a> {
     shared: &'a Shared,
+    /// The call's metrics.
+    metrics: &'a Arc<dyn Metrics>,
     routing: &'a RoutingState,
     decision: &'a Decision<'a>,
     grpc: bool,
@@ -324,7 +332,7 @@ impl Exchange<'_> {
         rng: &mut RequestRng,
     ) -> Result<Exchanged, MeshError> {
         let cluster = self.decision.target.name();
-        let metrics = &*self.shared.runtime.options.metrics;
+        let metrics = &**self.metrics;
         let (mut parts, body) = request.into_parts();
         // gRFC A33: delay, then abort, before anything is sent.
         if let Some(config) = self.decision.fault {
@@ -456,7 +464,7 @@ impl Exchange<'_> {
             grpc: self.grpc,
             cluster: Arc::clone(self.decision.target.name()),
             path: self.path.cloned(),
-            metrics: Arc::clone(&self.shared.runtime.options.metrics),
+            metrics: Arc::clone(self.metrics),
             started: self.started,
             http_status: parts.status.as_u16(),
             header_code,

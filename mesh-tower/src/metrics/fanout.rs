@@ -33,6 +33,12 @@ impl FanOut {
 }
 
 impl Metrics for FanOut {
+    fn records_nothing(&self) -> bool {
+        self.receivers
+            .iter()
+            .all(|metrics| metrics.records_nothing())
+    }
+
     fn records_attempts(&self) -> bool {
         self.receivers
             .iter()
