@@ -173,6 +173,7 @@ async fn the_admin_endpoint_serves_the_calls_metrics_for_prometheus() {
             "histogram",
         ),
         ("grpc_xds_client_connected", "gauge"),
+        ("grpc_xds_client_resources", "gauge"),
         ("target_info", "gauge"),
     ] {
         assert_eq!(
@@ -218,6 +219,18 @@ async fn the_admin_endpoint_serves_the_calls_metrics_for_prometheus() {
     let mut le_1024 = attempt.to_vec();
     le_1024.push(("le", "1024"));
     assert_eq!(parsed.value(&format!("{sent}_bucket"), &le_1024), 3.0);
+    // gRFC A78: the xDS client's resources by authority, cache state and type.
+    assert_eq!(
+        parsed.value(
+            "grpc_xds_client_resources",
+            &[
+                ("grpc_xds_authority", "#old"),
+                ("grpc_xds_cache_state", "acked"),
+                ("grpc_xds_resource_type", "envoy.config.cluster.v3.Cluster"),
+            ]
+        ),
+        1.0
+    );
     // The resource, quotes escaped and read back.
     assert_eq!(
         parsed.value("target_info", &[("service_name", "scraped \"client\"")]),

@@ -1,19 +1,24 @@
 //! Telemetry of real calls through an `xds:///` channel, received by the test OTLP collector
 //! (`mesh_test_support::otlp`, itself checked against the OpenTelemetry Python SDK): gRPC's metric names, units and
 //! labels (gRFC A66, A78, A89), a span per call and per attempt with the attempts children of the call, and the
-//! W3C `traceparent` each attempt carries to the server, retries included.
+//! W3C `traceparent` each attempt carries to the server, retries included; the xDS client's metrics (A78),
+//! `grpc.xds_client.resources` through a NACK included.
 
 // Fixtures fail the test that uses them by panicking, as assertions do.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster as EnvoyCluster;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{LbConfig, LbPolicy, RingHashLbConfig};
+use envoy_types::pb::google::protobuf::UInt64Value;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -25,6 +30,7 @@ use mesh_test_support::otlp::{OtlpReceiver, ReceivedMetric, ReceivedSpan, attrib
 use mesh_tonic::Mesh;
 use mesh_tonic::testing::{GreeterClient, HelloReply, HelloRequest};
 use mesh_xds_server::mesh::{Endpoint, Locality};
+use mesh_xds_server::type_url;
 use prost::Message;
 use proto::metrics::v1::metric::Data;
 use proto::trace::v1::span::SpanKind;
@@ -885,4 +891,141 @@ async fn flush_spans_exports_the_finished_spans_now() {
         receiver.spans()
     );
     telemetry.shutdown().await.unwrap();
+}
+
+/// The latest `grpc.xds_client.resources` among `metrics`, as `(authority, cache state, resource type) -> count`.
+fn resource_counts(metrics: &[ReceivedMetric]) -> BTreeMap<(String, String, String), i64> {
+    if let Some(metric) = metrics
+        .iter()
+        .rev()
+        .find(|m| m.metric.name == "grpc.xds_client.resources")
+    {
+        assert_eq!(metric.metric.unit, "{resource}");
+    }
+    gauge_points(metrics, "grpc.xds_client.resources")
+        .into_iter()
+        .map(|(labels, count)| {
+            let label = |key: &str| {
+                labels
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| panic!("no {key} in {labels:?}"))
+            };
+            assert_eq!(labels.len(), 3, "{labels:?}");
+            let key = (
+                label("grpc.xds.authority"),
+                label("grpc.xds.cache_state"),
+                label("grpc.xds.resource_type"),
+            );
+            (key, count)
+        })
+        .collect()
+}
+
+/// The non-zero counts of [`resource_counts`]: a combination once seen stays, at 0, when it has no resource left.
+fn nonzero(metrics: &[ReceivedMetric]) -> BTreeMap<(String, String, String), i64> {
+    let mut counts = resource_counts(metrics);
+    counts.retain(|_, count| *count != 0);
+    counts
+}
+
+fn old_style(cache_state: &str, resource_type: &str) -> (String, String, String) {
+    (
+        "#old".to_owned(),
+        cache_state.to_owned(),
+        format!("envoy.config.{resource_type}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_xds_resources_gauge_counts_resources_by_cache_state_and_shows_a_nack() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let replica = backend([127, 0, 0, 1], "a").await;
+    let config = single_cluster(vec![locality("us-east", 0, &[&replica])]);
+    let xds = xds_server(config.clone()).await;
+    let mesh = Mesh::builder()
+        .xds_server(xds.local_addr().to_string())
+        .node_id(NODE)
+        .mesh_options(support::options())
+        .with_otlp(receiver.endpoint())
+        .metrics_export_interval(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    say_hello(&mut client).await;
+
+    // gRFC A78: one acked resource of each type, all old-style names.
+    let acked: BTreeMap<_, _> = [
+        (old_style("acked", "listener.v3.Listener"), 1),
+        (old_style("acked", "route.v3.RouteConfiguration"), 1),
+        (old_style("acked", "cluster.v3.Cluster"), 1),
+        (old_style("acked", "endpoint.v3.ClusterLoadAssignment"), 1),
+    ]
+    .into_iter()
+    .collect();
+    let metrics = receiver
+        .wait_for_metrics(PATIENCE, |metrics| nonzero(metrics) == acked)
+        .await
+        .unwrap_or_else(|timeout| {
+            panic!("{timeout}; last counts: {:?}", nonzero(&receiver.metrics()))
+        });
+    assert_eq!(nonzero(&metrics), acked);
+    // Each was requested before it arrived; none is now.
+    let counts = resource_counts(&metrics);
+    for resource_type in [
+        "listener.v3.Listener",
+        "route.v3.RouteConfiguration",
+        "cluster.v3.Cluster",
+        "endpoint.v3.ClusterLoadAssignment",
+    ] {
+        assert_eq!(
+            counts.get(&old_style("requested", resource_type)),
+            Some(&0),
+            "{counts:?}"
+        );
+    }
+
+    // The control plane breaks cluster "main" (a ring hash whose minimum exceeds its maximum): the client NACKs it
+    // and keeps the cached version serving (gRFC A88).
+    let mut snapshot = config.to_snapshot("2").unwrap();
+    let any = snapshot
+        .resources(type_url::CLUSTER)
+        .and_then(|resources| resources.get("main"))
+        .unwrap();
+    let mut cluster = EnvoyCluster::decode(any.value.as_slice()).unwrap();
+    cluster.lb_policy = LbPolicy::RingHash as i32;
+    cluster.lb_config = Some(LbConfig::RingHashLbConfig(RingHashLbConfig {
+        minimum_ring_size: Some(UInt64Value { value: 4096 }),
+        maximum_ring_size: Some(UInt64Value { value: 1024 }),
+        ..Default::default()
+    }));
+    snapshot.insert(
+        type_url::CLUSTER,
+        "main",
+        envoy_types::util::pack_any(cluster),
+    );
+    snapshot.set_version(type_url::CLUSTER, "2");
+    xds.set_snapshot(None, snapshot);
+
+    let mut nacked = acked.clone();
+    nacked.remove(&old_style("acked", "cluster.v3.Cluster"));
+    nacked.insert(old_style("nacked_but_cached", "cluster.v3.Cluster"), 1);
+    let metrics = receiver
+        .wait_for_metrics(PATIENCE, |metrics| nonzero(metrics) == nacked)
+        .await
+        .unwrap_or_else(|timeout| {
+            panic!("{timeout}; last counts: {:?}", nonzero(&receiver.metrics()))
+        });
+    assert_eq!(nonzero(&metrics), nacked);
+    assert_eq!(
+        resource_counts(&metrics).get(&old_style("acked", "cluster.v3.Cluster")),
+        Some(&0),
+        "the acked cluster count drops to 0 rather than disappearing"
+    );
+    // The cached cluster keeps serving.
+    say_hello(&mut client).await;
+    mesh.telemetry().unwrap().shutdown().await.unwrap();
+    xds.shutdown().await.unwrap();
 }

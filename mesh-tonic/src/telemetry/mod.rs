@@ -13,7 +13,8 @@
 //! - every channel records [`OtelMetrics`] (gRFC A66 `grpc.client.attempt.*` and `grpc.client.call.duration` with
 //!   `grpc.method`, `grpc.target`, `grpc.status`, A78's `grpc.lb.locality`, A89's `grpc.lb.backend_service`, and
 //!   the mesh's retry, retry-budget, circuit-breaker, outlier and fault counters), and the xDS client records
-//!   [`OtelXdsMetrics`] (A78: valid and invalid resource updates, server failures and connectivity);
+//!   [`OtelXdsMetrics`] (A78: valid and invalid resource updates, server failures, connectivity, and
+//!   the resources by cache state);
 //! - every call and every attempt has a span, made with this telemetry's tracer as the request path runs (no
 //!   `tracing` subscriber needed): the call's (INTERNAL) is a child of the current OpenTelemetry context (the
 //!   application's span, or the server call the request is made from), each attempt's (CLIENT) a child of the
@@ -49,8 +50,8 @@
 //! # }
 //! ```
 //!
-//! Not here yet: A78's `grpc.xds_client.resources` gauge. The OTLP exporter itself (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, compression); the
-//! endpoint given here takes precedence over its endpoint variables. The SDK's span batch processor reads its
+//! The OTLP exporter itself (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers,
+//! timeout, compression); the endpoint given here takes precedence over its endpoint variables. The SDK's span batch processor reads its
 //! `OTEL_BSP_*` variables too; its queue size can also be given in code
 //! ([`TelemetryConfig::max_queued_spans`]): spans beyond it are dropped, never waited for.
 //!

@@ -1,8 +1,8 @@
 //! [`XdsClientMetrics`]: the xDS client's events for gRFC A78's xDS client metrics, behind one small trait whose
 //! methods all have empty defaults ([`NoXdsClientMetrics`] is the default), so this crate knows nothing of
 //! OpenTelemetry; `mesh-tonic` implements it over a meter.
-//!
-//! Not here: A78's `grpc.xds_client.resources` gauge.
+
+use crate::protocol::ResourceCounts;
 
 /// What the xDS client reports. Implementations must be cheap and must not block: they run on the client's task.
 pub trait XdsClientMetrics: Send + Sync + 'static {
@@ -23,6 +23,14 @@ pub trait XdsClientMetrics: Send + Sync + 'static {
     /// arrives on an ADS stream, `false` when the server fails as for [`server_failure`](Self::server_failure).
     fn server_connected(&self, server: &str, connected: bool) {
         let _ = (server, connected);
+    }
+
+    /// The number of subscribed resources per authority, cache state and type changed (gRFC A78's
+    /// `grpc.xds_client.resources`); `counts` is the whole new picture, and a group it leaves out now has none.
+    /// Reported after the xDS client handled an event (a response, a timer, a watch), only when a count differs
+    /// from the last report.
+    fn resource_counts(&self, counts: &ResourceCounts) {
+        let _ = counts;
     }
 }
 

@@ -20,8 +20,8 @@ use super::{ClientError, Command, Key, TargetUpdate, WatchState, dns, dump};
 use crate::bootstrap::{Bootstrap, XdsServer};
 use crate::deps::{Action, DependencyManager, ResourceEvent};
 use crate::protocol::{
-    DecodedResponse, Output, ProtocolConfig, ServerConfig, StreamId, WatchError, XdsState,
-    normalize_name,
+    DecodedResponse, Output, ProtocolConfig, ResourceCounts, ServerConfig, StreamId, WatchError,
+    XdsState, normalize_name,
 };
 use crate::resource::{self, Resource, ResourceKind, ValidationContext};
 
@@ -93,6 +93,8 @@ pub(super) struct Worker {
     metrics: Arc<dyn super::XdsClientMetrics>,
     /// Per server (bootstrap order): whether it is unhealthy, so each healthy-to-unhealthy change counts once.
     unhealthy: Vec<bool>,
+    /// The resource counts last reported (gRFC A78 `grpc.xds_client.resources`).
+    reported_counts: ResourceCounts,
     /// The clusters whose load is reported, and their LRS streams (gRFC A27).
     lrs: crate::lrs::LoadReporting,
 }
@@ -142,12 +144,14 @@ impl Worker {
             raw: HashMap::new(),
             metrics: options.metrics,
             unhealthy,
+            reported_counts: ResourceCounts::default(),
         })
     }
 
     pub(super) async fn run(mut self) {
         loop {
             self.flush();
+            self.report_counts();
             let deadline = self.state.next_deadline();
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -350,6 +354,16 @@ impl Worker {
             resources,
         };
         Some((decoded, raw))
+    }
+
+    /// Reports the resource counts when they differ from the last report (gRFC A78): one pass over the cache per
+    /// handled event, never per request.
+    fn report_counts(&mut self) {
+        let counts = self.state.resource_counts();
+        if counts != self.reported_counts {
+            self.metrics.resource_counts(&counts);
+            self.reported_counts = counts;
+        }
     }
 
     /// Performs every pending output of the state machine, then delivers queued events to dependency managers.

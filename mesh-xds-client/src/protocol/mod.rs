@@ -23,6 +23,8 @@
 //! - Fallback to the next server of an authority while the current one is unreachable and something is not cached,
 //!   and back when a higher-priority server answers (gRFC A71).
 //! - `xdstp://` names go to their authority's servers; authorities sharing a server share its stream (gRFC A47).
+//! - The number of resources per authority, cache state and type ([`XdsState::resource_counts`]), for gRFC A78's
+//!   `grpc.xds_client.resources` gauge.
 //!
 //! Not here: decoding (the worker decodes with [`crate::resource::decode`] and hands over [`DecodedResponse`]s),
 //! watcher reference counting and fan-out, the dependency graph of gRFC A74, and the incremental (delta) protocol.
@@ -50,6 +52,7 @@
 
 mod backoff;
 mod config;
+mod counts;
 mod name;
 mod response;
 mod state;
@@ -65,6 +68,7 @@ pub use config::{
     DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MULTIPLIER, DEFAULT_RESOURCE_TIMEOUT, ProtocolConfig,
     ServerConfig, ServerId,
 };
+pub use counts::{CacheState, ResourceCounts, ResourceGroup};
 pub use name::normalize_name;
 pub use state::XdsState;
 pub use types::{

@@ -1,6 +1,7 @@
 //! Synchronous tests of the state machine, one file per rule family.
 
 mod ack_nack;
+mod counts;
 mod deletion;
 mod fallback;
 mod federation;
