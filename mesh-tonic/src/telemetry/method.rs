@@ -11,7 +11,7 @@ use std::time::Duration;
 use mesh_tower::error::EndpointCounts;
 use mesh_tower::metrics::{AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome};
 
-use super::metrics::{ChannelLabels, status, status_key};
+use super::metrics::{ChannelLabels, channel_events, status, status_key};
 use super::series::{AttemptKey, AttemptSeries, MethodSeries};
 
 /// A channel's metrics of one method; see the [module docs](self).
@@ -101,31 +101,5 @@ impl Metrics for MethodMetrics {
         true
     }
 
-    fn retry(&self, cluster: &str) {
-        self.channel.retry(cluster);
-    }
-
-    fn retry_budget_exhausted(&self, cluster: &str) {
-        self.channel.retry_budget_exhausted(cluster);
-    }
-
-    fn circuit_breaker_rejected(&self, cluster: &str) {
-        self.channel.circuit_breaker_rejected(cluster);
-    }
-
-    fn ejection(&self, cluster: &str, _endpoint: &str, ejected: bool) {
-        self.channel.ejection(cluster, ejected);
-    }
-
-    fn fault_injected(&self, cluster: &str, abort: bool) {
-        self.channel.fault_injected(cluster, abort);
-    }
-
-    fn endpoints_changed(&self, cluster: &str, counts: &EndpointCounts) {
-        self.channel.endpoints_changed(cluster, counts);
-    }
-
-    fn priority_changed(&self, cluster: &str, from: Option<u32>, to: Option<u32>) {
-        self.channel.priority_changed(cluster, from, to);
-    }
+    channel_events!();
 }

@@ -502,6 +502,41 @@ pub(super) fn status(outcome: Option<Outcome>, grpc: bool) -> KeyValue {
     }
 }
 
+/// The channel's own events (retries, circuit breaker, ejections, faults, endpoints, priorities), recorded on
+/// `self.channel` by every [`Metrics`] of a channel.
+macro_rules! channel_events {
+    () => {
+        fn retry(&self, cluster: &str) {
+            self.channel.retry(cluster);
+        }
+
+        fn retry_budget_exhausted(&self, cluster: &str) {
+            self.channel.retry_budget_exhausted(cluster);
+        }
+
+        fn circuit_breaker_rejected(&self, cluster: &str) {
+            self.channel.circuit_breaker_rejected(cluster);
+        }
+
+        fn ejection(&self, cluster: &str, _endpoint: &str, ejected: bool) {
+            self.channel.ejection(cluster, ejected);
+        }
+
+        fn fault_injected(&self, cluster: &str, abort: bool) {
+            self.channel.fault_injected(cluster, abort);
+        }
+
+        fn endpoints_changed(&self, cluster: &str, counts: &EndpointCounts) {
+            self.channel.endpoints_changed(cluster, counts);
+        }
+
+        fn priority_changed(&self, cluster: &str, from: Option<u32>, to: Option<u32>) {
+            self.channel.priority_changed(cluster, from, to);
+        }
+    };
+}
+pub(super) use channel_events;
+
 impl Metrics for OtelMetrics {
     fn for_target(&self, target: &str) -> Option<Arc<dyn Metrics>> {
         Some(Arc::new(Self {
@@ -549,33 +584,7 @@ impl Metrics for OtelMetrics {
         true
     }
 
-    fn retry(&self, cluster: &str) {
-        self.channel.retry(cluster);
-    }
-
-    fn retry_budget_exhausted(&self, cluster: &str) {
-        self.channel.retry_budget_exhausted(cluster);
-    }
-
-    fn circuit_breaker_rejected(&self, cluster: &str) {
-        self.channel.circuit_breaker_rejected(cluster);
-    }
-
-    fn ejection(&self, cluster: &str, _endpoint: &str, ejected: bool) {
-        self.channel.ejection(cluster, ejected);
-    }
-
-    fn fault_injected(&self, cluster: &str, abort: bool) {
-        self.channel.fault_injected(cluster, abort);
-    }
-
-    fn endpoints_changed(&self, cluster: &str, counts: &EndpointCounts) {
-        self.channel.endpoints_changed(cluster, counts);
-    }
-
-    fn priority_changed(&self, cluster: &str, from: Option<u32>, to: Option<u32>) {
-        self.channel.priority_changed(cluster, from, to);
-    }
+    channel_events!();
 }
 
 impl std::fmt::Debug for OtelMetrics {
