@@ -1,7 +1,9 @@
 //! OpenTelemetry for the mesh's channels: metrics with gRPC's names over OTLP, a span per call and per attempt,
 //! and W3C Trace Context on every attempt.
 //!
-//! A [`Telemetry`] owns an OTLP/gRPC metrics pipeline and trace pipeline (opentelemetry-otlp over tonic) for one
+//! A [`Telemetry`] owns an OTLP/gRPC metrics pipeline (opentelemetry-otlp over tonic) and trace pipeline (the SDK's
+//! batch span processor feeding the mesh's own OTLP span exporter, `otlp_spans`, which encodes each batch straight
+//! into protobuf and sends it over a tonic channel) for one
 //! [`TelemetryConfig`] (collector endpoint, `service.name` and resource attributes, sampling), and, when asked, a
 //! Prometheus scrape page of the same metrics ([`Telemetry::prometheus_page`], served by the admin endpoint at
 //! `GET /metrics`; enable it with [`MeshBuilder::prometheus`](crate::MeshBuilder::prometheus), with or without a
@@ -49,8 +51,9 @@
 //! # }
 //! ```
 //!
-//! Not here yet: A78's `grpc.xds_client.resources` gauge. The OTLP exporter itself (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, compression); the
-//! endpoint given here takes precedence over its endpoint variables. The SDK's span batch processor reads its
+//! Not here yet: A78's `grpc.xds_client.resources` gauge. The OTLP exporters still read the `OTEL_EXPORTER_OTLP_*`
+//! variables (headers, timeout, insecure; the metrics exporter also compression, which the span exporter does not
+//! support, nor TLS; see `otlp_spans`); the endpoint given here takes precedence over their endpoint variables. The SDK's span batch processor reads its
 //! `OTEL_BSP_*` variables too; its queue size can also be given in code
 //! ([`TelemetryConfig::max_queued_spans`]): spans beyond it are dropped, never waited for.
 //!
@@ -64,6 +67,7 @@
 mod config;
 mod method;
 mod metrics;
+mod otlp_spans;
 mod prometheus;
 mod propagation;
 mod series;
@@ -79,7 +83,7 @@ use mesh_xds_client::client::XdsClientMetrics;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{MetricExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{
@@ -92,6 +96,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 pub use config::{DEFAULT_METRICS_INTERVAL, DEFAULT_SERVICE_NAME, Sampling, TelemetryConfig};
 pub use metrics::{DEFAULT_MAX_METHODS, OtelMetrics};
+use otlp_spans::{ExporterSettings, OtlpSpanExporter};
 pub use prometheus::{PROMETHEUS_CONTENT_TYPE, PROMETHEUS_PATH};
 pub use propagation::W3cPropagator;
 pub(crate) use server::{ServerCall, ServerTelemetry};
@@ -199,10 +204,8 @@ impl Telemetry {
                     source,
                 }
             };
-            let spans = SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .build()
+            // Our own OTLP span exporter (otlp_spans): it encodes batches straight into protobuf.
+            let spans = OtlpSpanExporter::new(&ExporterSettings::from_env(endpoint))
                 .map_err(exporter_error("traces"))?;
             // The SDK's batch settings (and its `OTEL_BSP_*` variables), but for the queue when one is given.
             let mut batch = BatchConfigBuilder::default();
