@@ -88,3 +88,7 @@ impl SpanExporter for OtlpSpanExporter {
             .set_resource(resource);
     }
 }
+
+#[cfg(test)]
+#[path = "exporter_tests.rs"]
+mod tests;
