@@ -18,7 +18,7 @@ use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
-use prost::encoding::{WireType, encode_key, encode_varint};
+use prost::encoding::{WireType, encode_varint};
 
 /// `Span.flags`: the `is_remote` bit of the parent is known (trace.proto `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`).
 const FLAG_HAS_IS_REMOTE: u32 = 0x100;
@@ -254,24 +254,24 @@ fn array_values<T>(buf: &mut Vec<u8>, values: &[T], mut element: impl FnMut(&mut
 }
 
 fn bool_always(buf: &mut Vec<u8>, flag: bool) {
-    encode_key(2, WireType::Varint, buf);
-    encode_varint(u64::from(flag), buf);
+    key(2, WireType::Varint, buf);
+    buf.push(u8::from(flag));
 }
 
 fn int_always(buf: &mut Vec<u8>, number: i64) {
-    encode_key(3, WireType::Varint, buf);
+    key(3, WireType::Varint, buf);
     // int64 is the two's complement as a varint (negative numbers take ten bytes).
-    encode_varint(number.cast_unsigned(), buf);
+    varint_value(buf, number.cast_unsigned());
 }
 
 fn double_always(buf: &mut Vec<u8>, number: f64) {
-    encode_key(4, WireType::SixtyFourBit, buf);
+    key(4, WireType::SixtyFourBit, buf);
     buf.put_f64_le(number);
 }
 
 /// Starts a length-delimited field: its key and a one-byte length placeholder. Returns where the body starts.
 fn begin(buf: &mut Vec<u8>, tag: u32) -> usize {
-    encode_key(tag, WireType::LengthDelimited, buf);
+    key(tag, WireType::LengthDelimited, buf);
     buf.push(0);
     buf.len()
 }
@@ -296,6 +296,22 @@ fn end(buf: &mut Vec<u8>, start: usize) {
     );
 }
 
+/// A field's key; one byte for the field numbers of these messages (all below 16).
+fn key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    match u8::try_from(tag) {
+        Ok(small @ 1..=15) => buf.push(small << 3 | wire_type as u8),
+        _ => prost::encoding::encode_key(tag, wire_type, buf),
+    }
+}
+
+/// A varint; the common one-byte case without prost's general loop.
+fn varint_value(buf: &mut Vec<u8>, value: u64) {
+    match u8::try_from(value) {
+        Ok(small @ 0..=127) => buf.push(small),
+        _ => encode_varint(value, buf),
+    }
+}
+
 fn string(buf: &mut Vec<u8>, tag: u32, text: &str) {
     if !text.is_empty() {
         string_always(buf, tag, text);
@@ -313,28 +329,28 @@ fn bytes_field(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
 }
 
 fn bytes_field_always(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(bytes.len() as u64, buf);
+    key(tag, WireType::LengthDelimited, buf);
+    varint_value(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
 }
 
 fn varint(buf: &mut Vec<u8>, tag: u32, value: u64) {
     if value != 0 {
-        encode_key(tag, WireType::Varint, buf);
-        encode_varint(value, buf);
+        key(tag, WireType::Varint, buf);
+        varint_value(buf, value);
     }
 }
 
 fn fixed64(buf: &mut Vec<u8>, tag: u32, value: u64) {
     if value != 0 {
-        encode_key(tag, WireType::SixtyFourBit, buf);
+        key(tag, WireType::SixtyFourBit, buf);
         buf.put_u64_le(value);
     }
 }
 
 fn fixed32(buf: &mut Vec<u8>, tag: u32, value: u32) {
     if value != 0 {
-        encode_key(tag, WireType::ThirtyTwoBit, buf);
+        key(tag, WireType::ThirtyTwoBit, buf);
         buf.put_u32_le(value);
     }
 }
