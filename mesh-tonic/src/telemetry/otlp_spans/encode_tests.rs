@@ -272,3 +272,93 @@ proptest! {
         prop_assert_eq!(encode(&batch, &resource), reference(&batch, &resource));
     }
 }
+
+/// Any span: ids, flags, remote parent or none, kind, name, times, dropped counts, status, events and links, and
+/// one of three scopes (so batches mix scopes in any order).
+fn any_span() -> impl Strategy<Value = SpanData> {
+    let ids = (
+        any::<u128>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u8>(),
+        any::<bool>(),
+    );
+    let kind = prop_oneof![
+        Just(SpanKind::Internal),
+        Just(SpanKind::Server),
+        Just(SpanKind::Client),
+        Just(SpanKind::Producer),
+        Just(SpanKind::Consumer),
+    ];
+    let status = prop_oneof![
+        Just(Status::Unset),
+        Just(Status::Ok),
+        ".{0,40}".prop_map(Status::error),
+    ];
+    let counts = (
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        0..3_usize,
+        0..3_usize,
+    );
+    let scope_index = 0..3_usize;
+    let times = (any::<u64>(), any::<u64>());
+    (ids, kind, status, counts, scope_index, times, ".{0,30}").prop_map(
+        |(ids, kind, status, counts, scope_index, times, name)| {
+            let (trace, span_id, parent, flags, remote) = ids;
+            let (dropped_attributes, dropped_events, dropped_links, events, links) = counts;
+            let scope = ["mesh-tonic", "application", "other"][scope_index];
+            let state = [
+                TraceState::NONE,
+                TraceState::from_key_value([("k", "v")]).unwrap(),
+            ][usize::from(flags % 2)]
+            .clone();
+            let mut span = full_span(
+                scope_of(scope, scope_index),
+                vec![KeyValue::new("n", 1_i64)],
+            );
+            span.span_context = SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(span_id),
+                TraceFlags::new(flags),
+                false,
+                state,
+            );
+            span.parent_span_id = SpanId::from(parent % 3);
+            span.parent_span_is_remote = remote;
+            span.span_kind = kind;
+            span.name = Cow::Owned(name);
+            span.start_time = time(times.0);
+            span.end_time = time(times.1);
+            span.dropped_attributes_count = dropped_attributes;
+            span.events.dropped_count = dropped_events;
+            span.events.events.truncate(events);
+            span.links.dropped_count = dropped_links;
+            span.links.links.truncate(links);
+            span.status = status;
+            span
+        },
+    )
+}
+
+/// Scopes that differ in version or attributes only, too.
+fn scope_of(name: &'static str, index: usize) -> InstrumentationScope {
+    match index {
+        0 => scope(name),
+        1 => InstrumentationScope::builder(name).build(),
+        _ => InstrumentationScope::builder(name)
+            .with_attributes([KeyValue::new("a", true)])
+            .build(),
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_batch_of_spans_decodes_as_opentelemetry_proto_converts_it(
+        batch in prop::collection::vec(any_span(), 0..6),
+    ) {
+        let resource = resource();
+        prop_assert_eq!(encode(&batch, &resource), reference(&batch, &resource));
+    }
+}
