@@ -1,7 +1,9 @@
 //! OpenTelemetry for the mesh's channels: metrics with gRPC's names over OTLP, a span per call and per attempt,
 //! and W3C Trace Context on every attempt.
 //!
-//! A [`Telemetry`] owns an OTLP/gRPC metrics pipeline and trace pipeline (opentelemetry-otlp over tonic) for one
+//! A [`Telemetry`] owns an OTLP/gRPC metrics pipeline (opentelemetry-otlp over tonic) and trace pipeline (the SDK's
+//! batch span processor feeding the mesh's own OTLP span exporter, `otlp_spans`, which encodes each batch straight
+//! into protobuf and sends it over a tonic channel) for one
 //! [`TelemetryConfig`] (collector endpoint, `service.name` and resource attributes, sampling), and, when asked, a
 //! Prometheus scrape page of the same metrics ([`Telemetry::prometheus_page`], served by the admin endpoint at
 //! `GET /metrics`; enable it with [`MeshBuilder::prometheus`](crate::MeshBuilder::prometheus), with or without a
@@ -50,21 +52,24 @@
 //! # }
 //! ```
 //!
-//! The OTLP exporter itself (opentelemetry-otlp) still reads its own `OTEL_EXPORTER_OTLP_*` variables (headers,
-//! timeout, compression); the endpoint given here takes precedence over its endpoint variables. The SDK's span batch processor reads its
+//! The OTLP exporters read the `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, insecure; the metrics exporter
+//! also compression, which the span exporter does not support, nor TLS; see `otlp_spans`); the endpoint given here
+//! takes precedence over their endpoint variables. The SDK's span batch processor reads its
 //! `OTEL_BSP_*` variables too; its queue size can also be given in code
 //! ([`TelemetryConfig::max_queued_spans`]): spans beyond it are dropped, never waited for.
 //!
 //! What it costs (the `request_path` bench's `--telemetry` sides, instructions per call of the whole loopback
 //! stack, ~89k without telemetry): about 10k with 1% of traces sampled, of which some 4.5k are h2 sending and
 //! decoding `traceparent` (HPACK Huffman-codes every literal), ~1.8k the metrics (most of it the SDK's histogram
-//! updates) and the rest the span ids, the header and their allocations; about 59k with every trace sampled, of
-//! which ~39k are the OTLP exporter's (it copies each batch, converts every span to protobuf structs with an
-//! allocation per string attribute, then encodes it).
+//! updates) and the rest the span ids, the header and their allocations; about 29k with every trace sampled (59k
+//! with opentelemetry-otlp's span exporter, which copied each batch and converted every span to protobuf structs
+//! before encoding them), of which ~7.5k are the export of the call's two spans: ~4.6k encoding them, ~1.1k
+//! dropping them, the rest the batch processor and the gRPC call.
 
 mod config;
 mod method;
 mod metrics;
+mod otlp_spans;
 mod prometheus;
 mod propagation;
 mod series;
@@ -80,7 +85,7 @@ use mesh_xds_client::client::XdsClientMetrics;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{MetricExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{
@@ -93,6 +98,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 pub use config::{DEFAULT_METRICS_INTERVAL, DEFAULT_SERVICE_NAME, Sampling, TelemetryConfig};
 pub use metrics::{DEFAULT_MAX_METHODS, OtelMetrics};
+use otlp_spans::{ExporterSettings, OtlpSpanExporter};
 pub use prometheus::{PROMETHEUS_CONTENT_TYPE, PROMETHEUS_PATH};
 pub use propagation::W3cPropagator;
 pub(crate) use server::{ServerCall, ServerTelemetry};
@@ -200,10 +206,8 @@ impl Telemetry {
                     source,
                 }
             };
-            let spans = SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .build()
+            // Our own OTLP span exporter (otlp_spans): it encodes batches straight into protobuf.
+            let spans = OtlpSpanExporter::new(&ExporterSettings::from_env(endpoint))
                 .map_err(exporter_error("traces"))?;
             // The SDK's batch settings (and its `OTEL_BSP_*` variables), but for the queue when one is given.
             let mut batch = BatchConfigBuilder::default();

@@ -1,0 +1,360 @@
+//! `SpanData` batches straight into an OTLP `ExportTraceServiceRequest` (protobuf), with no intermediate structs.
+//!
+//! Field numbers are those of opentelemetry-proto's `collector/trace/v1/trace_service.proto`,
+//! `trace/v1/trace.proto`, `common/v1/common.proto` and `resource/v1/resource.proto`. Values are written as the
+//! opentelemetry-proto crate's conversion would build them (so a receiver decodes the same messages): defaults of
+//! plain fields are left out as proto3 does, message fields the conversion always sets (the resource, the scope, a
+//! span's status, a key's value) are always written, and a `oneof` value is written even when it is a default.
+//!
+//! A nested message's length is not known before its body is written: the body goes right after a one-byte
+//! placeholder, which is patched with the length when the body is done (bodies of 128 bytes or more move up by the
+//! varint's extra bytes). Spans are grouped by instrumentation scope with an equality check against the scopes seen
+//! in the batch (usually one), never by hashing.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::BufMut;
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
+use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, StringValue, Value};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SpanData;
+use prost::encoding::{WireType, encode_varint};
+
+/// `Span.flags`: the `is_remote` bit of the parent is known (trace.proto `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`).
+const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+/// `Span.flags`: the parent is remote (`SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`).
+const FLAG_IS_REMOTE: u32 = 0x200;
+
+/// Encodes batches into one buffer reused from batch to batch.
+#[derive(Debug, Default)]
+pub(crate) struct SpanEncoder {
+    /// The encoded request.
+    buf: Vec<u8>,
+    /// The `Resource` message body (and `ResourceSpans.schema_url`), encoded once.
+    resource: Vec<u8>,
+    resource_schema_url: String,
+    /// Per span of the batch being encoded, the index of its scope in `scopes`.
+    span_scopes: Vec<usize>,
+    /// Per distinct scope of the batch, the index of its first span.
+    scopes: Vec<usize>,
+}
+
+impl SpanEncoder {
+    /// Sets the resource every batch is reported under.
+    pub(crate) fn set_resource(&mut self, resource: &Resource) {
+        self.resource.clear();
+        for (key, value) in resource {
+            key_value(&mut self.resource, 1, key, value);
+        }
+        resource
+            .schema_url()
+            .unwrap_or_default()
+            .clone_into(&mut self.resource_schema_url);
+    }
+
+    /// `batch` as an `ExportTraceServiceRequest`, valid until the next call.
+    pub(crate) fn encode(&mut self, batch: &[SpanData]) -> &[u8] {
+        self.buf.clear();
+        self.group(batch);
+        let buf = &mut self.buf;
+        let resource_spans = begin(buf, 1);
+        let resource = begin(buf, 1);
+        buf.extend_from_slice(&self.resource);
+        end(buf, resource);
+        for (scope_index, first) in self.scopes.iter().enumerate() {
+            let Some(scope) = batch.get(*first).map(|span| &span.instrumentation_scope) else {
+                continue;
+            };
+            let scope_spans = begin(buf, 2);
+            scope_message(buf, scope);
+            let spans = batch
+                .iter()
+                .zip(&self.span_scopes)
+                .filter(|(_, index)| **index == scope_index);
+            for (span_data, _) in spans {
+                span(buf, span_data);
+            }
+            string(buf, 3, scope.schema_url().unwrap_or_default());
+            end(buf, scope_spans);
+        }
+        string(buf, 3, &self.resource_schema_url);
+        end(buf, resource_spans);
+        &self.buf
+    }
+
+    fn group(&mut self, batch: &[SpanData]) {
+        self.span_scopes.clear();
+        self.scopes.clear();
+        let mut last: Option<(usize, &InstrumentationScope)> = None;
+        for (position, span) in batch.iter().enumerate() {
+            let scope = &span.instrumentation_scope;
+            let index = match last {
+                Some((index, last_scope)) if last_scope == scope => index,
+                _ => {
+                    let seen = self.scopes.iter().position(|first| {
+                        batch
+                            .get(*first)
+                            .is_some_and(|other| other.instrumentation_scope == *scope)
+                    });
+                    seen.unwrap_or_else(|| {
+                        self.scopes.push(position);
+                        self.scopes.len() - 1
+                    })
+                }
+            };
+            last = Some((index, scope));
+            self.span_scopes.push(index);
+        }
+    }
+}
+
+fn scope_message(buf: &mut Vec<u8>, scope: &InstrumentationScope) {
+    let start = begin(buf, 1);
+    string(buf, 1, scope.name());
+    string(buf, 2, scope.version().unwrap_or_default());
+    for attribute in scope.attributes() {
+        key_value(buf, 3, &attribute.key, &attribute.value);
+    }
+    end(buf, start);
+}
+
+fn span(buf: &mut Vec<u8>, span: &SpanData) {
+    let start = begin(buf, 2);
+    let context = &span.span_context;
+    bytes_field(buf, 1, &context.trace_id().to_bytes());
+    bytes_field(buf, 2, &context.span_id().to_bytes());
+    string(buf, 3, &context.trace_state().header());
+    if span.parent_span_id != SpanId::INVALID {
+        bytes_field(buf, 4, &span.parent_span_id.to_bytes());
+    }
+    string(buf, 5, &span.name);
+    varint(buf, 6, kind(&span.span_kind));
+    fixed64(buf, 7, nanos(span.start_time));
+    fixed64(buf, 8, nanos(span.end_time));
+    attributes(buf, 9, &span.attributes);
+    varint(buf, 10, span.dropped_attributes_count.into());
+    for event in span.events.iter() {
+        let event_start = begin(buf, 11);
+        fixed64(buf, 1, nanos(event.timestamp));
+        string(buf, 2, &event.name);
+        attributes(buf, 3, &event.attributes);
+        varint(buf, 4, event.dropped_attributes_count.into());
+        end(buf, event_start);
+    }
+    varint(buf, 12, span.events.dropped_count.into());
+    for link in span.links.iter() {
+        let link_start = begin(buf, 13);
+        let linked = &link.span_context;
+        bytes_field(buf, 1, &linked.trace_id().to_bytes());
+        bytes_field(buf, 2, &linked.span_id().to_bytes());
+        string(buf, 3, &linked.trace_state().header());
+        attributes(buf, 4, &link.attributes);
+        varint(buf, 5, link.dropped_attributes_count.into());
+        fixed32(buf, 6, flags(linked, linked.is_remote()));
+        end(buf, link_start);
+    }
+    varint(buf, 14, span.links.dropped_count.into());
+    let status_start = begin(buf, 15);
+    let (code, message) = match &span.status {
+        Status::Unset => (0, ""),
+        Status::Ok => (1, ""),
+        Status::Error { description } => (2, description.as_ref()),
+    };
+    string(buf, 2, message);
+    varint(buf, 3, code);
+    end(buf, status_start);
+    fixed32(buf, 16, flags(context, span.parent_span_is_remote));
+    end(buf, start);
+}
+
+/// trace.proto's `SpanFlags`: the W3C trace flags in the low byte, and whether the parent is remote.
+fn flags(context: &SpanContext, remote: bool) -> u32 {
+    let mut flags = u32::from(context.trace_flags().to_u8()) | FLAG_HAS_IS_REMOTE;
+    if remote {
+        flags |= FLAG_IS_REMOTE;
+    }
+    flags
+}
+
+/// trace.proto's `Span.SpanKind`.
+fn kind(kind: &SpanKind) -> u64 {
+    match kind {
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+    }
+}
+
+/// Nanoseconds since the epoch; 0 before it (as opentelemetry-proto does), saturated past 2554.
+fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    })
+}
+
+fn attributes(buf: &mut Vec<u8>, tag: u32, attributes: &[KeyValue]) {
+    for attribute in attributes {
+        key_value(buf, tag, &attribute.key, &attribute.value);
+    }
+}
+
+/// common.proto's `KeyValue`.
+fn key_value(buf: &mut Vec<u8>, tag: u32, key: &Key, value: &Value) {
+    let start = begin(buf, tag);
+    string(buf, 1, key.as_str());
+    let value_start = begin(buf, 2);
+    any_value(buf, value);
+    end(buf, value_start);
+    end(buf, start);
+}
+
+/// The body of common.proto's `AnyValue` (a `oneof`: written even when its value is a default).
+fn any_value(buf: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::String(text) => string_always(buf, 1, text.as_str()),
+        Value::Bool(flag) => bool_always(buf, *flag),
+        Value::I64(number) => int_always(buf, *number),
+        Value::F64(number) => double_always(buf, *number),
+        Value::Array(array) => {
+            let start = begin(buf, 5);
+            match array {
+                Array::Bool(values) => array_values(buf, values, |buf, flag| {
+                    bool_always(buf, *flag);
+                }),
+                Array::I64(values) => array_values(buf, values, |buf, number| {
+                    int_always(buf, *number);
+                }),
+                Array::F64(values) => array_values(buf, values, |buf, number| {
+                    double_always(buf, *number);
+                }),
+                Array::String(values) => {
+                    array_values(buf, values, |buf, text: &StringValue| {
+                        string_always(buf, 1, text.as_str());
+                    });
+                }
+                // A kind of array added to the API after this encoder: sent empty rather than failing the batch.
+                _ => {}
+            }
+            end(buf, start);
+        }
+        // A kind of value added to the API after this encoder: an `AnyValue` with no value, as for an unset one.
+        _ => {}
+    }
+}
+
+/// common.proto's `ArrayValue` body: each element an `AnyValue` (field 1).
+fn array_values<T>(buf: &mut Vec<u8>, values: &[T], mut element: impl FnMut(&mut Vec<u8>, &T)) {
+    for value in values {
+        let start = begin(buf, 1);
+        element(buf, value);
+        end(buf, start);
+    }
+}
+
+fn bool_always(buf: &mut Vec<u8>, flag: bool) {
+    key(2, WireType::Varint, buf);
+    buf.push(u8::from(flag));
+}
+
+fn int_always(buf: &mut Vec<u8>, number: i64) {
+    key(3, WireType::Varint, buf);
+    // int64 is the two's complement as a varint (negative numbers take ten bytes).
+    varint_value(buf, number.cast_unsigned());
+}
+
+fn double_always(buf: &mut Vec<u8>, number: f64) {
+    key(4, WireType::SixtyFourBit, buf);
+    buf.put_f64_le(number);
+}
+
+/// Starts a length-delimited field: its key and a one-byte length placeholder. Returns where the body starts.
+fn begin(buf: &mut Vec<u8>, tag: u32) -> usize {
+    key(tag, WireType::LengthDelimited, buf);
+    buf.push(0);
+    buf.len()
+}
+
+/// Ends the field [`begin`] started at `start`: writes its body's length in front of it.
+fn end(buf: &mut Vec<u8>, start: usize) {
+    let length = buf.len() - start;
+    let placeholder = start - 1;
+    if let Ok(short @ 0..=127) = u8::try_from(length) {
+        if let Some(byte) = buf.get_mut(placeholder) {
+            *byte = short;
+        }
+        return;
+    }
+    let mut varint_bytes = [0_u8; 10];
+    let mut cursor = &mut varint_bytes[..];
+    encode_varint(length as u64, &mut cursor);
+    let written = 10 - cursor.len();
+    buf.splice(
+        placeholder..start,
+        varint_bytes.iter().take(written).copied(),
+    );
+}
+
+/// A field's key; one byte for the field numbers of these messages (all below 16).
+fn key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    match u8::try_from(tag) {
+        Ok(small @ 1..=15) => buf.push(small << 3 | wire_type as u8),
+        _ => prost::encoding::encode_key(tag, wire_type, buf),
+    }
+}
+
+/// A varint; the common one-byte case without prost's general loop.
+fn varint_value(buf: &mut Vec<u8>, value: u64) {
+    match u8::try_from(value) {
+        Ok(small @ 0..=127) => buf.push(small),
+        _ => encode_varint(value, buf),
+    }
+}
+
+fn string(buf: &mut Vec<u8>, tag: u32, text: &str) {
+    if !text.is_empty() {
+        string_always(buf, tag, text);
+    }
+}
+
+fn string_always(buf: &mut Vec<u8>, tag: u32, text: &str) {
+    bytes_field_always(buf, tag, text.as_bytes());
+}
+
+fn bytes_field(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        bytes_field_always(buf, tag, bytes);
+    }
+}
+
+fn bytes_field_always(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    key(tag, WireType::LengthDelimited, buf);
+    varint_value(buf, bytes.len() as u64);
+    buf.extend_from_slice(bytes);
+}
+
+fn varint(buf: &mut Vec<u8>, tag: u32, value: u64) {
+    if value != 0 {
+        key(tag, WireType::Varint, buf);
+        varint_value(buf, value);
+    }
+}
+
+fn fixed64(buf: &mut Vec<u8>, tag: u32, value: u64) {
+    if value != 0 {
+        key(tag, WireType::SixtyFourBit, buf);
+        buf.put_u64_le(value);
+    }
+}
+
+fn fixed32(buf: &mut Vec<u8>, tag: u32, value: u32) {
+    if value != 0 {
+        key(tag, WireType::ThirtyTwoBit, buf);
+        buf.put_u32_le(value);
+    }
+}
+
+#[cfg(test)]
+#[path = "encode_tests.rs"]
+mod tests;

@@ -1,0 +1,217 @@
+//! The exporter against a small OTLP trace service on 127.0.0.1 (opentelemetry-proto's generated server).
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use http::HeaderMap;
+use opentelemetry::InstrumentationScope;
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_sdk::error::OTelSdkError;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+use super::{ExporterSettings, OtlpSpanExporter};
+
+/// What the collector answers, and what it saw.
+#[derive(Default)]
+struct Collector {
+    fail_with: Option<tonic::Code>,
+    rejected: i64,
+    seen: Mutex<Vec<(Option<String>, ExportTraceServiceRequest)>>,
+}
+
+struct Shared(Arc<Collector>);
+
+#[tonic::async_trait]
+impl TraceService for Shared {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let api_key = request
+            .metadata()
+            .get("api-key")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        self.0
+            .seen
+            .lock()
+            .unwrap()
+            .push((api_key, request.into_inner()));
+        if let Some(code) = self.0.fail_with {
+            return Err(tonic::Status::new(code, "the collector says no"));
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: self.0.rejected,
+                error_message: String::new(),
+            }),
+        }))
+    }
+}
+
+/// Serves `collector` on a free port until the test's runtime ends; returns its endpoint.
+async fn serve(collector: Arc<Collector>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(Shared(collector)))
+            .serve_with_incoming(TcpIncoming::from(listener)),
+    );
+    format!("http://{address}")
+}
+
+fn settings(endpoint: String, timeout: Duration) -> ExporterSettings {
+    let mut headers = HeaderMap::new();
+    headers.insert("api-key", "secret".parse().unwrap());
+    ExporterSettings {
+        endpoint,
+        headers,
+        timeout,
+    }
+}
+
+fn span(name: &'static str) -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from(1_u128),
+            SpanId::from(2_u64),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        ),
+        parent_span_id: SpanId::INVALID,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Client,
+        name: Cow::Borrowed(name),
+        start_time: UNIX_EPOCH + Duration::from_secs(1),
+        end_time: UNIX_EPOCH + Duration::from_secs(2),
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Ok,
+        instrumentation_scope: InstrumentationScope::builder("test").build(),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_reaches_the_collector_with_the_configured_headers() {
+    let collector = Arc::new(Collector {
+        rejected: 1,
+        ..Collector::default()
+    });
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let exporter = OtlpSpanExporter::new(&settings(endpoint, Duration::from_secs(10))).unwrap();
+    // A partial success (one span rejected) is logged, not an error: the rest were taken.
+    exporter
+        .export(vec![span("first"), span("second")])
+        .await
+        .unwrap();
+    exporter.export(vec![span("third")]).await.unwrap();
+
+    let seen = collector.seen.lock().unwrap();
+    let names: Vec<Vec<&str>> = seen
+        .iter()
+        .map(|(_, request)| {
+            request.resource_spans[0].scope_spans[0]
+                .spans
+                .iter()
+                .map(|span| span.name.as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(names, [vec!["first", "second"], vec!["third"]]);
+    assert!(
+        seen.iter()
+            .all(|(api_key, _)| api_key.as_deref() == Some("secret"))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_export_is_an_error_and_is_not_retried() {
+    let collector = Arc::new(Collector {
+        fail_with: Some(tonic::Code::InvalidArgument),
+        ..Collector::default()
+    });
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let exporter =
+        OtlpSpanExporter::new(&settings(endpoint.clone(), Duration::from_secs(10))).unwrap();
+    let error = exporter.export(vec![span("refused")]).await.unwrap_err();
+    let OTelSdkError::InternalFailure(message) = error else {
+        panic!("an internal failure, got {error:?}");
+    };
+    assert!(message.contains(&endpoint), "{message}");
+    assert!(message.contains("InvalidArgument"), "{message}");
+    assert_eq!(collector.seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unavailable_collector_is_retried_then_reported() {
+    let collector = Arc::new(Collector {
+        fail_with: Some(tonic::Code::Unavailable),
+        ..Collector::default()
+    });
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let exporter = OtlpSpanExporter::new(&settings(endpoint, Duration::from_secs(10))).unwrap();
+    let error = exporter.export(vec![span("later")]).await.unwrap_err();
+    assert!(
+        matches!(error, OTelSdkError::InternalFailure(_)),
+        "{error:?}"
+    );
+    assert_eq!(
+        collector.seen.lock().unwrap().len(),
+        4,
+        "one try and 3 retries"
+    );
+}
+
+#[tokio::test]
+async fn an_export_to_a_closed_port_ends_in_an_error_within_the_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let exporter = OtlpSpanExporter::new(&settings(endpoint, Duration::from_millis(300))).unwrap();
+    let started = tokio::time::Instant::now();
+    let error = exporter.export(vec![span("lost")]).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            OTelSdkError::Timeout(_) | OTelSdkError::InternalFailure(_)
+        ),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn https_and_malformed_endpoints_are_refused_when_built() {
+    for endpoint in ["https://collector:4317", "collector:4317", "http://[::1"] {
+        let error = OtlpSpanExporter::new(&settings(endpoint.to_owned(), Duration::from_secs(1)))
+            .unwrap_err();
+        assert!(error.to_string().contains(endpoint), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_shut_down_exporter_exports_nothing() {
+    let collector = Arc::new(Collector::default());
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let exporter = OtlpSpanExporter::new(&settings(endpoint, Duration::from_secs(10))).unwrap();
+    exporter.shutdown().unwrap();
+    let error = exporter.export(vec![span("late")]).await.unwrap_err();
+    assert!(matches!(error, OTelSdkError::AlreadyShutdown), "{error:?}");
+    assert!(exporter.shutdown().is_err());
+    assert!(collector.seen.lock().unwrap().is_empty());
+}
