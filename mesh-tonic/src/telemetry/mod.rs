@@ -52,9 +52,10 @@
 //! # }
 //! ```
 //!
-//! The OTLP exporters read the `OTEL_EXPORTER_OTLP_*` variables (headers, timeout, insecure; the metrics exporter
-//! also compression, which the span exporter does not support, nor TLS; see `otlp_spans`); the endpoint given here
-//! takes precedence over their endpoint variables. The SDK's span batch processor reads its
+//! The OTLP exporters read the `OTEL_EXPORTER_OTLP_*` variables: the span exporter (ours, see `otlp_spans`) the
+//! generic and `TRACES_` headers, timeout and insecure ones, ignoring compression; the metrics exporter
+//! (opentelemetry-otlp, built without TLS or compression) its own. The endpoint given here takes precedence over
+//! their endpoint variables. The SDK's span batch processor reads its
 //! `OTEL_BSP_*` variables too; its queue size can also be given in code
 //! ([`TelemetryConfig::max_queued_spans`]): spans beyond it are dropped, never waited for.
 //!
