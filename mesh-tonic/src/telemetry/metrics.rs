@@ -2,7 +2,7 @@
 //! labels (gRFC A66, the locality label of A78, the backend-service label of A89) plus the mesh's own counters.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -170,16 +170,17 @@ impl Instruments {
 }
 
 /// Label values built once and shared, so recording allocates no strings: one atomic load and a hash lookup per
-/// label; a miss takes a lock once per new value.
+/// label (with the short [`LabelHash`], not SipHash: what network input can add is bounded by the limits); a miss
+/// takes a lock once per new value.
 pub(super) struct LabelCache<K, V = Value> {
-    values: ArcSwap<HashMap<K, V>>,
+    values: ArcSwap<HashMap<K, V, BuildHasherDefault<LabelHash>>>,
     adding: Mutex<()>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> LabelCache<K, V> {
     pub(super) fn new() -> Self {
         Self {
-            values: ArcSwap::from_pointee(HashMap::new()),
+            values: ArcSwap::from_pointee(HashMap::default()),
             adding: Mutex::new(()),
         }
     }

@@ -89,9 +89,7 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{MetricExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Tracer,
-};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, Tracer};
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -99,7 +97,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 pub use config::{DEFAULT_METRICS_INTERVAL, DEFAULT_SERVICE_NAME, Sampling, TelemetryConfig};
 pub use metrics::{DEFAULT_MAX_METHODS, OtelMetrics};
-use otlp_spans::{ExporterSettings, OtlpSpanExporter};
+use otlp_spans::{BatchSettings, ExporterSettings, OtlpSpanExporter, SpanBatcher};
 pub use prometheus::{PROMETHEUS_CONTENT_TYPE, PROMETHEUS_PATH};
 pub use propagation::W3cPropagator;
 pub(crate) use server::{ServerCall, ServerTelemetry};
@@ -154,6 +152,8 @@ pub enum TelemetryError {
 struct Inner {
     config: TelemetryConfig,
     tracer_provider: SdkTracerProvider,
+    /// The span processor, when spans go to a collector.
+    spans: Option<SpanBatcher>,
     meter_provider: SdkMeterProvider,
     metrics: OtelMetrics,
     xds_metrics: OtelXdsMetrics,
@@ -199,6 +199,7 @@ impl Telemetry {
             .with_sampler(sampler(config.sampling))
             .with_resource(resource.clone());
         let mut meter_provider = SdkMeterProvider::builder().with_resource(resource);
+        let mut spans = None;
         if let Some(endpoint) = &config.endpoint {
             let exporter_error = |signal| {
                 move |source| TelemetryError::Exporter {
@@ -207,19 +208,17 @@ impl Telemetry {
                     source,
                 }
             };
-            // Our own OTLP span exporter (otlp_spans): it encodes batches straight into protobuf.
-            let spans = OtlpSpanExporter::new(&ExporterSettings::from_env(endpoint))
+            // Our own OTLP span exporter and batch processor (otlp_spans), which the request path's spans go
+            // to directly.
+            let exporter = OtlpSpanExporter::new(&ExporterSettings::from_env(endpoint))
                 .map_err(exporter_error("traces"))?;
-            // The SDK's batch settings (and its `OTEL_BSP_*` variables), but for the queue when one is given.
-            let mut batch = BatchConfigBuilder::default();
-            if let Some(size) = config.max_queued_spans {
-                batch = batch.with_max_queue_size(size);
-            }
-            tracer_provider = tracer_provider.with_span_processor(
-                BatchSpanProcessor::builder(spans)
-                    .with_batch_config(batch.build())
-                    .build(),
+            let batcher = SpanBatcher::start(
+                exporter,
+                BatchSettings::from_env(config.max_queued_spans),
+                scope(),
             );
+            tracer_provider = tracer_provider.with_span_processor(batcher.clone());
+            spans = Some(batcher);
             let metrics = MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint.clone())
@@ -249,6 +248,7 @@ impl Telemetry {
                 metrics: OtelMetrics::new(&meter),
                 xds_metrics: OtelXdsMetrics::new(&meter),
                 tracer_provider,
+                spans,
                 meter_provider,
                 prometheus,
             }),
@@ -312,7 +312,10 @@ impl Telemetry {
         };
         options
             .with_metrics(metrics)
-            .with_tracer(Arc::new(OtelTracer::new(self.tracer())))
+            .with_tracer(Arc::new(OtelTracer::new(
+                self.inner.config.sampling,
+                self.inner.spans.clone(),
+            )))
     }
 
     /// The tracer, for applications that build their own `tracing-opentelemetry` layer.
@@ -352,11 +355,9 @@ impl Telemetry {
     /// # Errors
     /// [`TelemetryError::Export`] when the collector did not take them.
     pub async fn flush(&self) -> Result<(), TelemetryError> {
+        self.flush_spans().await?;
         self.blocking("flush", |inner| {
-            (
-                inner.tracer_provider.force_flush(),
-                inner.meter_provider.force_flush(),
-            )
+            (Ok(()), inner.meter_provider.force_flush())
         })
         .await
     }
@@ -366,10 +367,17 @@ impl Telemetry {
     /// # Errors
     /// [`TelemetryError::Export`] when the collector did not take them.
     pub async fn flush_spans(&self) -> Result<(), TelemetryError> {
-        self.blocking("flush", |inner| {
-            (inner.tracer_provider.force_flush(), Ok(()))
-        })
-        .await
+        let Some(spans) = &self.inner.spans else {
+            return Ok(());
+        };
+        spans
+            .flush()
+            .await
+            .map_err(|source| TelemetryError::Export {
+                signal: "traces",
+                action: "flush",
+                source,
+            })
     }
 
     /// Exports what is left and stops the pipelines (later spans and metrics are dropped).
@@ -377,13 +385,23 @@ impl Telemetry {
     /// # Errors
     /// [`TelemetryError::Export`] when the final export failed.
     pub async fn shutdown(&self) -> Result<(), TelemetryError> {
+        // The span processor first, awaited here: the provider's blocking shutdown then finds it stopped.
+        let spans = match &self.inner.spans {
+            Some(spans) => spans.shutdown().await,
+            None => Ok(()),
+        };
         self.blocking("shutdown", |inner| {
             (
                 inner.tracer_provider.shutdown(),
                 inner.meter_provider.shutdown(),
             )
         })
-        .await
+        .await?;
+        spans.map_err(|source| TelemetryError::Export {
+            signal: "traces",
+            action: "shutdown",
+            source,
+        })
     }
 
     /// Runs a blocking SDK call off the runtime's threads: the exporters need the runtime to make progress.

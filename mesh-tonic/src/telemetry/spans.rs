@@ -1,20 +1,27 @@
-//! [`OtelTracer`]: the request path's call and attempt spans made with the SDK tracer directly (mesh-tower's
-//! [`CallTracer`]), and each attempt's W3C Trace Context written without going through a propagator.
+//! [`OtelTracer`]: the request path's call and attempt spans, recorded as [`SpanRecord`]s for the mesh's own batch
+//! processor and exporter (`otlp_spans`), and each attempt's W3C Trace Context written without going through a
+//! propagator.
 //!
-//! Sampling is decided as the call's span starts, before anything else is built: a call the sampler drops is the
-//! SDK's non-recording span, and its attempts are span ids made here, so an unsampled call costs its ids and its
-//! `traceparent` header (the trace still goes on at the server, flagged not sampled). Names and attributes are
-//! built only for recorded spans. OpenTelemetry semantic conventions for RPC: spans named `service/method` (the
-//! HTTP method for other requests), `rpc.system`, `rpc.service`, `rpc.method`, then `rpc.grpc.status_code` (and
-//! `http.response.status_code` when there is no gRPC status or the HTTP status is not 200) as they end; the call
-//! INTERNAL with `cluster` (and `route` when named), each attempt a CLIENT child of the call with `attempt`,
-//! `cluster`, `locality` and `endpoint`. An error status for a gRPC status other than OK, an HTTP error status, or
-//! a failure, whose message is the status's description.
+//! The SDK builds every span as a `SpanData` (attributes as a `Vec` of `KeyValue`, a copy of the instrumentation
+//! scope, event and link lists) and hands it through its processor's channel to the exporter, which converts it
+//! again. A request-path span has a fixed shape, so it is kept in typed fields with shared strings, queued as it
+//! ends, and written straight into protobuf when its batch is exported. The parent is the OpenTelemetry context the
+//! application (or the server call the request is made from) made current, as for an SDK span.
 //!
-//! The attribute values every span of a method repeats (`rpc.service`, `rpc.method`) and the `locality` string are
-//! built once and shared (bounded as the metrics' labels are: the first [`DEFAULT_MAX_METHODS`] methods), and span
-//! names are `'static` (gRPC method names interned process-wide, the first [`MAX_SPAN_NAMES`]): the OTLP exporter
-//! copies each batch before converting it, and a shared value is copied without an allocation.
+//! Sampling is decided as the call starts, before anything else is built, as the SDK's samplers decide it (so the
+//! decisions agree with the spans the SDK makes, the server's included): parent-based (the parent's sampled flag)
+//! or not, and at the root the trace id's low 63 bits against the ratio (`TraceIdRatioBased`). A call that is not
+//! sampled (or that no collector receives) is ids only: its trace id and flags, and a span id per attempt for its
+//! `traceparent` (the trace still goes on at the server, flagged not sampled).
+//!
+//! OpenTelemetry semantic conventions for RPC: spans named `service/method` (the HTTP method for other requests),
+//! `rpc.system`, `rpc.service`, `rpc.method`, then `rpc.grpc.status_code` (and `http.response.status_code` when
+//! there is no gRPC status or the HTTP status is not 200) as they end; the call INTERNAL with `cluster` (and
+//! `route` when named), each attempt a CLIENT child of the call with `attempt`, `cluster`, `locality` and
+//! `endpoint`. An error status for a gRPC status other than OK, an HTTP error status, or a failure, whose message
+//! is the status's description. The strings every span of a method, locality or route repeats are built once and
+//! shared (bounded as the metrics' labels are: the first [`DEFAULT_MAX_METHODS`] methods, the first
+//! [`MAX_SHARED`] localities and routes; later ones are each span's own).
 //!
 //! `traceparent` is formatted in place and sent as an HPACK literal that is never indexed: each value is unique,
 //! and indexing it would evict the headers every request repeats from the connection's table. The values are cut
@@ -22,9 +29,9 @@
 //! are gone and the block is reused) rather than allocated one by one. h2 Huffman-codes every literal it sends, so
 //! the value costs its encoding on the wire (and its decoding at the server) in any case.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use http::HeaderMap;
@@ -34,29 +41,18 @@ use mesh_tower::metrics::{
     AttemptSpan, AttemptSpanStart, CallSpan, CallSpanStart, CallTracer, SpanEnd, split_grpc_path,
 };
 use mesh_tower::status::Code;
-use opentelemetry::trace::{
-    Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt,
-};
-use opentelemetry::{Context, Key, KeyValue, Value};
-use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Span, Tracer};
+use opentelemetry::Context;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 
+use super::config::Sampling;
 use super::metrics::{DEFAULT_MAX_METHODS, LabelCache};
+use super::otlp_spans::{RecordKind, RecordStatus, RpcMethod, SpanBatcher, SpanName, SpanRecord};
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-const GRPC_STATUS: Key = Key::from_static_str("rpc.grpc.status_code");
-const HTTP_STATUS: Key = Key::from_static_str("http.response.status_code");
-const RPC_SYSTEM: Key = Key::from_static_str("rpc.system");
-const RPC_SERVICE: Key = Key::from_static_str("rpc.service");
-const RPC_METHOD: Key = Key::from_static_str("rpc.method");
-/// How many distinct localities keep a shared `locality` value; later ones are formatted per span.
-const MAX_LOCALITIES: usize = 1024;
-/// How many gRPC method names are interned for span names, process-wide: each is kept (leaked) for the life of
-/// the process, a few kilobytes at most; later names are owned by each span.
-const MAX_SPAN_NAMES: usize = 1024;
-
-/// The interned span names.
-static SPAN_NAMES: LazyLock<LabelCache<Box<str>, &'static str>> = LazyLock::new(LabelCache::new);
+/// How many distinct localities and route names keep a shared string; later ones are copied per span.
+const MAX_SHARED: usize = 1024;
 
 /// The size of the blocks `traceparent` values are cut from.
 const TRACEPARENT_BLOCK: usize = 4096;
@@ -66,20 +62,70 @@ thread_local! {
     static TRACEPARENTS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// The request path's spans over an SDK [`Tracer`]; see the [module docs](self). Cloned (a reference count) into
-/// each sampled call's span.
+/// The sampling decision, as the SDK's samplers make it for a [`Sampling`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sampler {
+    /// Follow a valid parent's sampled flag.
+    parent_based: bool,
+    /// At the root (or always, when not parent-based): sampled when the trace id's low 63 bits are below this;
+    /// `None` samples every trace.
+    below: Option<u64>,
+}
+
+impl Sampler {
+    fn new(sampling: Sampling) -> Self {
+        let (parent_based, ratio) = match sampling {
+            Sampling::ParentBasedRatio(ratio) => (true, ratio),
+            Sampling::Ratio(ratio) => (false, ratio),
+        };
+        // The SDK's `TraceIdRatioBased` bound (`AlwaysOn` from 1, `AlwaysOff` up to 0).
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let below = (ratio < 1.0).then(|| {
+            if ratio <= 0.0 {
+                0
+            } else {
+                (ratio * (1_u64 << 63) as f64) as u64
+            }
+        });
+        Self {
+            parent_based,
+            below,
+        }
+    }
+
+    fn sampled(self, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
+        match parent {
+            Some(parent) if self.parent_based => parent.is_sampled(),
+            _ => self.below.is_none_or(|below| {
+                let bytes = trace_id.to_bytes();
+                let mut low = [0_u8; 8];
+                low.copy_from_slice(bytes.get(8..).unwrap_or(&[0; 8]));
+                u64::from_be_bytes(low) >> 1 < below
+            }),
+        }
+    }
+}
+
+/// The request path's spans; see the [module docs](self). Cloned (a reference count) into each recorded call.
 #[derive(Clone)]
 pub(crate) struct OtelTracer {
     inner: Arc<TracerInner>,
 }
 
-/// The tracer and the attribute values shared by the spans of a method or locality.
+/// The sampler, the batch processor and the strings shared by the spans of a method, locality or route.
 struct TracerInner {
-    tracer: Tracer,
-    /// `rpc.service` and `rpc.method` by request path.
-    methods: LabelCache<Box<str>, (Value, Value)>,
+    sampler: Sampler,
+    /// `None`: no collector; spans are ids only.
+    batcher: Option<SpanBatcher>,
+    /// Name, `rpc.service` and `rpc.method` by request path.
+    methods: LabelCache<Box<str>, Arc<RpcMethod>>,
     /// `locality`, in gRFC A78's form.
-    localities: LabelCache<Locality>,
+    localities: LabelCache<Locality, Arc<str>>,
+    routes: LabelCache<Box<str>, Arc<str>>,
 }
 
 impl std::fmt::Debug for OtelTracer {
@@ -89,108 +135,35 @@ impl std::fmt::Debug for OtelTracer {
 }
 
 impl OtelTracer {
-    pub(crate) fn new(tracer: Tracer) -> Self {
+    pub(crate) fn new(sampling: Sampling, batcher: Option<SpanBatcher>) -> Self {
         Self {
             inner: Arc::new(TracerInner {
-                tracer,
+                sampler: Sampler::new(sampling),
+                batcher,
                 methods: LabelCache::new(),
                 localities: LabelCache::new(),
+                routes: LabelCache::new(),
             }),
         }
     }
 
-    /// `rpc.system`, `rpc.service` and `rpc.method` of a gRPC `path` (split into `rpc`), shared per method.
-    fn rpc_attributes(
-        &self,
-        attributes: &mut Vec<KeyValue>,
-        path: &str,
-        rpc: Option<(&str, &str)>,
-    ) {
-        let Some((service, method)) = rpc else {
-            return;
-        };
-        let (service, method) = self
-            .inner
-            .methods
-            .get(path, DEFAULT_MAX_METHODS, || {
-                let shared = |value: &str| Value::from(Arc::<str>::from(value));
-                (path.into(), (shared(service), shared(method)))
-            })
-            .unwrap_or_else(|| {
-                (
-                    Value::from(service.to_owned()),
-                    Value::from(method.to_owned()),
-                )
-            });
-        attributes.push(KeyValue::new(RPC_SYSTEM, "grpc"));
-        attributes.push(KeyValue::new(RPC_SERVICE, service));
-        attributes.push(KeyValue::new(RPC_METHOD, method));
-    }
-
-    /// The `locality` value, shared per locality.
-    fn locality(&self, locality: &Locality) -> Value {
-        self.inner
-            .localities
-            .get(locality, MAX_LOCALITIES, || {
-                (
-                    locality.clone(),
-                    Value::from(Arc::<str>::from(locality.to_string())),
-                )
-            })
-            .unwrap_or_else(|| Value::from(locality.to_string()))
-    }
-
-    /// A span of `kind` under `parent`, unnamed until the sampler keeps it.
-    fn start(&self, kind: SpanKind, parent: &Context) -> Span {
-        SpanBuilder::from_name(Cow::Borrowed(""))
-            .with_kind(kind)
-            .start_with_context(&self.inner.tracer, parent)
-    }
-}
-
-impl CallTracer for OtelTracer {
-    fn start_call(&self, call: &CallSpanStart<'_>) -> Box<dyn CallSpan> {
-        // The parent: the context the application (or the server call this request is made from) made current.
-        let call = Context::map_current(|parent| {
-            let mut span = self.start(SpanKind::Internal, parent);
-            if !span.is_recording() {
-                return OtelCall::Unsampled {
-                    context: span.span_context().clone(),
-                    ids: RandomIdGenerator::default(),
-                };
-            }
-            {
-                let rpc = split_grpc_path(call.path).filter(|_| call.grpc);
-                span.update_name(span_name(call.path, call.http_method, rpc.is_some()));
-                let mut attributes = Vec::with_capacity(7);
-                self.rpc_attributes(&mut attributes, call.path, rpc);
-                attributes.push(KeyValue::new("cluster", Arc::clone(call.cluster)));
-                if !call.route.is_empty() {
-                    attributes.push(KeyValue::new("route", call.route.to_owned()));
-                }
-                span.set_attributes(attributes);
-            }
-            OtelCall::Recorded {
-                tracer: self.clone(),
-                context: parent.with_span(span),
-            }
-        });
-        Box::new(call)
-    }
-}
-
-/// A span's name: `service/method` for gRPC, the HTTP method otherwise. Names are `'static` where they can be
-/// (gRPC methods interned, the standard HTTP methods), so that a span, and the copy the OTLP exporter takes of
-/// each batch, carry no string of their own.
-fn span_name(path: &str, method: &http::Method, rpc: bool) -> Cow<'static, str> {
-    if rpc {
-        let name = path.trim_start_matches('/');
-        SPAN_NAMES
-            .get(name, MAX_SPAN_NAMES, || {
-                (name.into(), &*Box::leak(Box::<str>::from(name)))
-            })
-            .map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed)
-    } else {
+    /// The span name (and for gRPC the attributes) of a request to `path` with `method`.
+    fn name(&self, path: &str, method: &http::Method, grpc: bool) -> SpanName {
+        if let Some((service, rpc_method)) = split_grpc_path(path).filter(|_| grpc) {
+            let make = || {
+                Arc::new(RpcMethod {
+                    name: path.trim_start_matches('/').into(),
+                    service: service.into(),
+                    method: rpc_method.into(),
+                })
+            };
+            let rpc = self
+                .inner
+                .methods
+                .get(path, DEFAULT_MAX_METHODS, || (path.into(), make()))
+                .unwrap_or_else(make);
+            return SpanName::Rpc(rpc);
+        }
         let name = match *method {
             http::Method::GET => "GET",
             http::Method::POST => "POST",
@@ -201,32 +174,128 @@ fn span_name(path: &str, method: &http::Method, rpc: bool) -> Cow<'static, str> 
             http::Method::PATCH => "PATCH",
             http::Method::CONNECT => "CONNECT",
             http::Method::TRACE => "TRACE",
-            _ => return Cow::Owned(method.as_str().to_owned()),
+            _ => return SpanName::Owned(method.as_str().into()),
         };
-        Cow::Borrowed(name)
+        SpanName::Http(name)
+    }
+
+    /// The `locality` value, shared per locality.
+    fn locality(&self, locality: &Locality) -> Arc<str> {
+        let make = || Arc::<str>::from(locality.to_string());
+        self.inner
+            .localities
+            .get(locality, MAX_SHARED, || (locality.clone(), make()))
+            .unwrap_or_else(make)
+    }
+
+    /// The `route` value, shared per route name; `None` for an unnamed route.
+    fn route(&self, route: &str) -> Option<Arc<str>> {
+        if route.is_empty() {
+            return None;
+        }
+        let make = || Arc::<str>::from(route);
+        Some(
+            self.inner
+                .routes
+                .get(route, MAX_SHARED, || (route.into(), make()))
+                .unwrap_or_else(make),
+        )
+    }
+}
+
+/// Now, in nanoseconds since the Unix epoch (0 before it).
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
+}
+
+impl CallTracer for OtelTracer {
+    fn start_call(&self, call: &CallSpanStart<'_>) -> Box<dyn CallSpan> {
+        let parent = Context::map_current(|context| {
+            let span = context.span();
+            let parent = span.span_context();
+            parent.is_valid().then(|| parent.clone())
+        });
+        let ids = RandomIdGenerator::default();
+        let trace_id = parent
+            .as_ref()
+            .map_or_else(|| ids.new_trace_id(), SpanContext::trace_id);
+        let sampled = self.inner.sampler.sampled(parent.as_ref(), trace_id);
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        let (parent_span_id, parent_is_remote, trace_state) =
+            parent.map_or((SpanId::INVALID, false, TraceState::NONE), |parent| {
+                (
+                    parent.span_id(),
+                    parent.is_remote(),
+                    parent.trace_state().clone(),
+                )
+            });
+        let Some(batcher) = self.inner.batcher.as_ref().filter(|_| sampled) else {
+            return Box::new(OtelCall::IdsOnly {
+                trace_id,
+                flags,
+                trace_state,
+            });
+        };
+        let record = SpanRecord {
+            trace_id: trace_id.to_bytes(),
+            span_id: ids.new_span_id().to_bytes(),
+            parent_span_id: parent_span_id.to_bytes(),
+            parent_is_remote,
+            trace_flags: flags.to_u8(),
+            trace_state: (trace_state != TraceState::NONE).then(|| Arc::from(trace_state.header())),
+            kind: RecordKind::Internal,
+            name: self.name(call.path, call.http_method, call.grpc),
+            start: now(),
+            end: 0,
+            cluster: Arc::clone(call.cluster),
+            route: self.route(call.route),
+            attempt: None,
+            grpc_status: None,
+            http_status: None,
+            status: RecordStatus::Unset,
+        };
+        Box::new(OtelCall::Recorded(Box::new(RecordedCall {
+            batcher: batcher.clone(),
+            tracer: self.clone(),
+            trace_state,
+            record,
+        })))
     }
 }
 
 /// A call's span.
 enum OtelCall {
-    /// Recorded: the span, in the context its attempts are made under.
-    Recorded {
-        tracer: OtelTracer,
-        context: Context,
-    },
-    /// Not sampled: its trace context only. Its attempts are not sampled either (a child of an unsampled span
-    /// under the parent-based sampler; the same trace id under the ratio sampler), so they are ids only, made
-    /// without the SDK.
-    Unsampled {
-        context: SpanContext,
-        ids: RandomIdGenerator,
+    /// Recorded: the call's span, exported as it ends.
+    Recorded(Box<RecordedCall>),
+    /// Not sampled, or no collector: its trace context only. Its attempts are not recorded either (a child of an
+    /// unsampled span under the parent-based sampler; the same trace id under the ratio sampler).
+    IdsOnly {
+        trace_id: TraceId,
+        flags: TraceFlags,
+        trace_state: TraceState,
     },
 }
 
-/// The span of an attempt that is not sampled: nothing to end (and nothing allocated for it).
-struct Unsampled;
+struct RecordedCall {
+    batcher: SpanBatcher,
+    tracer: OtelTracer,
+    /// The parent's, for the attempts' `tracestate`.
+    trace_state: TraceState,
+    record: SpanRecord,
+}
 
-impl AttemptSpan for Unsampled {
+/// The span of an attempt that is not recorded: nothing to end (and nothing allocated for it).
+struct IdsOnly;
+
+impl AttemptSpan for IdsOnly {
     fn end(self: Box<Self>, _end: SpanEnd<'_>) {}
 }
 
@@ -236,104 +305,114 @@ impl CallSpan for OtelCall {
         attempt: &AttemptSpanStart<'_>,
         headers: &mut HeaderMap,
     ) -> Box<dyn AttemptSpan> {
-        let (tracer, context) = match self {
-            Self::Recorded { tracer, context } => (tracer, context),
-            Self::Unsampled { context, ids } => {
+        let span_id = RandomIdGenerator::default().new_span_id();
+        let call = match self {
+            Self::Recorded(call) => call,
+            Self::IdsOnly {
+                trace_id,
+                flags,
+                trace_state,
+            } => {
                 inject(
-                    &SpanContext::new(
-                        context.trace_id(),
-                        ids.new_span_id(),
-                        context.trace_flags(),
-                        false,
-                        context.trace_state().clone(),
-                    ),
+                    &SpanContext::new(*trace_id, span_id, *flags, false, trace_state.clone()),
                     headers,
                 );
-                return Box::new(Unsampled);
+                return Box::new(IdsOnly);
             }
         };
-        // The call is sampled, so its attempts are (parent-based: its child; ratio: its trace id): named and
-        // attributed as they start, in one go.
-        let rpc = split_grpc_path(attempt.path).filter(|_| attempt.grpc);
-        // Two more for the end's.
-        let mut attributes = Vec::with_capacity(9);
-        tracer.rpc_attributes(&mut attributes, attempt.path, rpc);
-        attributes.push(KeyValue::new("attempt", i64::from(attempt.attempt)));
-        attributes.push(KeyValue::new("cluster", Arc::clone(attempt.cluster)));
-        attributes.push(KeyValue::new("locality", tracer.locality(attempt.locality)));
-        attributes.push(KeyValue::new("endpoint", Arc::clone(attempt.endpoint)));
-        let span =
-            SpanBuilder::from_name(span_name(attempt.path, attempt.http_method, rpc.is_some()))
-                .with_kind(SpanKind::Client)
-                .with_attributes(attributes)
-                .start_with_context(&tracer.inner.tracer, context);
-        inject(span.span_context(), headers);
-        Box::new(OtelAttempt { span })
+        let parent = &call.record;
+        inject(
+            &SpanContext::new(
+                TraceId::from_bytes(parent.trace_id),
+                span_id,
+                TraceFlags::new(parent.trace_flags),
+                false,
+                call.trace_state.clone(),
+            ),
+            headers,
+        );
+        // The call is recorded, so its attempts are (parent-based: its child; ratio: its trace id).
+        let record = SpanRecord {
+            trace_id: parent.trace_id,
+            span_id: span_id.to_bytes(),
+            parent_span_id: parent.span_id,
+            parent_is_remote: false,
+            trace_flags: parent.trace_flags,
+            trace_state: parent.trace_state.clone(),
+            kind: RecordKind::Client,
+            // The attempt's request is the call's.
+            name: parent.name.clone(),
+            start: now(),
+            end: 0,
+            cluster: Arc::clone(attempt.cluster),
+            route: None,
+            attempt: Some((
+                attempt.attempt,
+                call.tracer.locality(attempt.locality),
+                Arc::clone(attempt.endpoint),
+            )),
+            grpc_status: None,
+            http_status: None,
+            status: RecordStatus::Unset,
+        };
+        Box::new(OtelAttempt {
+            batcher: call.batcher.clone(),
+            record,
+        })
     }
 
     fn end(self: Box<Self>, end: SpanEnd<'_>) {
-        let Self::Recorded { context, .. } = *self else {
-            return;
-        };
-        let span = context.span();
-        if span.is_recording() {
-            let (attributes, status) = ending(end);
-            for attribute in attributes.into_iter().flatten() {
-                span.set_attribute(attribute);
-            }
-            if let Some(status) = status {
-                span.set_status(status);
-            }
+        if let Self::Recorded(call) = *self {
+            let RecordedCall {
+                batcher,
+                mut record,
+                ..
+            } = *call;
+            finish(&mut record, end);
+            batcher.push_record(record);
         }
-        span.end();
     }
 }
 
 struct OtelAttempt {
-    span: Span,
+    batcher: SpanBatcher,
+    record: SpanRecord,
 }
 
 impl AttemptSpan for OtelAttempt {
-    fn end(mut self: Box<Self>, end: SpanEnd<'_>) {
-        if self.span.is_recording() {
-            let (attributes, status) = ending(end);
-            for attribute in attributes.into_iter().flatten() {
-                self.span.set_attribute(attribute);
-            }
-            if let Some(status) = status {
-                self.span.set_status(status);
-            }
-        }
-        self.span.end();
+    fn end(self: Box<Self>, end: SpanEnd<'_>) {
+        let Self {
+            batcher,
+            mut record,
+        } = *self;
+        finish(&mut record, end);
+        batcher.push_record(record);
     }
 }
 
-/// The attributes and status a span ends with (semantic conventions for RPC): `rpc.grpc.status_code` once a gRPC
-/// status is known, `http.response.status_code` when there is none or the HTTP status is not 200; an error status
-/// for a gRPC status other than OK, an HTTP error status, or a failure (with its message).
-fn ending(end: SpanEnd<'_>) -> ([Option<KeyValue>; 2], Option<Status>) {
-    let http = |status: u16| KeyValue::new(HTTP_STATUS, i64::from(status));
-    let grpc = |code: Code| KeyValue::new(GRPC_STATUS, i64::from(code.as_u32()));
+/// Ends `record` now, with the attributes and status of `end` (semantic conventions for RPC):
+/// `rpc.grpc.status_code` once a gRPC status is known, `http.response.status_code` when there is none or the HTTP
+/// status is not 200; an error status for a gRPC status other than OK, an HTTP error status, or a failure (with its
+/// message).
+fn finish(record: &mut SpanRecord, end: SpanEnd<'_>) {
+    record.end = now();
     match end {
         SpanEnd::Response {
             http_status,
             grpc_status,
         } => {
-            let error = grpc_status.is_some_and(|code| code != Code::Ok) || http_status >= 400;
-            let attributes = match grpc_status {
-                Some(code) => [
-                    Some(grpc(code)),
-                    (http_status != 200).then(|| http(http_status)),
-                ],
-                None => [Some(http(http_status)), None],
-            };
-            (attributes, error.then(|| Status::error("")))
+            record.grpc_status = grpc_status.map(Code::as_u32);
+            record.http_status =
+                (grpc_status.is_none() || http_status != 200).then_some(http_status);
+            if grpc_status.is_some_and(|code| code != Code::Ok) || http_status >= 400 {
+                record.status = RecordStatus::Error(Box::default());
+            }
         }
-        SpanEnd::Failed { error, grpc_status } => (
-            [grpc_status.map(grpc), None],
-            Some(Status::error(error.to_string())),
-        ),
-        _ => ([None, None], None),
+        SpanEnd::Failed { error, grpc_status } => {
+            record.grpc_status = grpc_status.map(Code::as_u32);
+            record.status = RecordStatus::Error(error.to_string().into());
+        }
+        _ => {}
     }
 }
 

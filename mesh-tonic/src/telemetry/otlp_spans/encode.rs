@@ -18,12 +18,14 @@ use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
+
+use super::record::{SpanRecord, span_record};
 use prost::encoding::{WireType, encode_varint};
 
 /// `Span.flags`: the `is_remote` bit of the parent is known (trace.proto `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`).
-const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+pub(super) const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 /// `Span.flags`: the parent is remote (`SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`).
-const FLAG_IS_REMOTE: u32 = 0x200;
+pub(super) const FLAG_IS_REMOTE: u32 = 0x200;
 
 /// Encodes batches into one buffer reused from batch to batch.
 #[derive(Debug, Default)]
@@ -54,10 +56,21 @@ impl SpanEncoder {
 
     /// `batch` as an `ExportTraceServiceRequest`, valid until the next call.
     pub(crate) fn encode(&mut self, batch: &[SpanData]) -> &[u8] {
+        self.encode_with_records(batch, &[], &InstrumentationScope::default())
+    }
+
+    /// `batch` and the request path's `records` (spans of `records_scope`) as one `ExportTraceServiceRequest`,
+    /// valid until the next call.
+    pub(crate) fn encode_with_records(
+        &mut self,
+        batch: &[SpanData],
+        records: &[SpanRecord],
+        records_scope: &InstrumentationScope,
+    ) -> &[u8] {
         self.buf.clear();
         self.group(batch);
         let buf = &mut self.buf;
-        let resource_spans = begin(buf, 1);
+        let resource_spans = begin_long(buf, 1, BATCH_LENGTH);
         let resource = begin(buf, 1);
         buf.extend_from_slice(&self.resource);
         end(buf, resource);
@@ -65,7 +78,7 @@ impl SpanEncoder {
             let Some(scope) = batch.get(*first).map(|span| &span.instrumentation_scope) else {
                 continue;
             };
-            let scope_spans = begin(buf, 2);
+            let scope_spans = begin_long(buf, 2, BATCH_LENGTH);
             scope_message(buf, scope);
             let spans = batch
                 .iter()
@@ -75,10 +88,19 @@ impl SpanEncoder {
                 span(buf, span_data);
             }
             string(buf, 3, scope.schema_url().unwrap_or_default());
-            end(buf, scope_spans);
+            end_long(buf, scope_spans, BATCH_LENGTH);
+        }
+        if !records.is_empty() {
+            let scope_spans = begin_long(buf, 2, BATCH_LENGTH);
+            scope_message(buf, records_scope);
+            for record in records {
+                span_record(buf, 2, record);
+            }
+            string(buf, 3, records_scope.schema_url().unwrap_or_default());
+            end_long(buf, scope_spans, BATCH_LENGTH);
         }
         string(buf, 3, &self.resource_schema_url);
-        end(buf, resource_spans);
+        end_long(buf, resource_spans, BATCH_LENGTH);
         &self.buf
     }
 
@@ -119,7 +141,7 @@ fn scope_message(buf: &mut Vec<u8>, scope: &InstrumentationScope) {
 }
 
 fn span(buf: &mut Vec<u8>, span: &SpanData) {
-    let start = begin(buf, 2);
+    let start = begin_long(buf, 2, SPAN_LENGTH);
     let context = &span.span_context;
     bytes_field(buf, 1, &context.trace_id().to_bytes());
     bytes_field(buf, 2, &context.span_id().to_bytes());
@@ -164,7 +186,7 @@ fn span(buf: &mut Vec<u8>, span: &SpanData) {
     varint(buf, 3, code);
     end(buf, status_start);
     fixed32(buf, 16, flags(context, span.parent_span_is_remote));
-    end(buf, start);
+    end_long(buf, start, SPAN_LENGTH);
 }
 
 /// trace.proto's `SpanFlags`: the W3C trace flags in the low byte, and whether the parent is remote.
@@ -269,15 +291,66 @@ fn double_always(buf: &mut Vec<u8>, number: f64) {
     buf.put_f64_le(number);
 }
 
+/// common.proto's `KeyValue` with a string value.
+pub(super) fn string_attribute(buf: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
+    let start = begin(buf, tag);
+    string(buf, 1, key);
+    let value_start = begin(buf, 2);
+    string_always(buf, 1, value);
+    end(buf, value_start);
+    end(buf, start);
+}
+
+/// common.proto's `KeyValue` with an integer value.
+pub(super) fn int_attribute(buf: &mut Vec<u8>, tag: u32, key: &str, value: i64) {
+    let start = begin(buf, tag);
+    string(buf, 1, key);
+    let value_start = begin(buf, 2);
+    int_always(buf, value);
+    end(buf, value_start);
+    end(buf, start);
+}
+
+/// A span's body is usually 128 to 16,383 bytes long: its length takes two bytes.
+pub(super) const SPAN_LENGTH: usize = 2;
+/// A batch's (and its scope's) body is usually 16 KiB to 2 MiB long: its length takes three bytes.
+pub(super) const BATCH_LENGTH: usize = 3;
+
+/// Starts a length-delimited field whose length is expected to take `width` bytes: its key and a placeholder of
+/// that many, so that the body need not move when its length is written. Returns where the body starts.
+pub(super) fn begin_long(buf: &mut Vec<u8>, tag: u32, width: usize) -> usize {
+    key(tag, WireType::LengthDelimited, buf);
+    buf.resize(buf.len() + width, 0);
+    buf.len()
+}
+
+/// Ends the field [`begin_long`] started at `start` with a placeholder of `width` bytes: its length goes in the
+/// placeholder when it takes that many bytes (varints are written minimal), else the body moves once.
+pub(super) fn end_long(buf: &mut Vec<u8>, start: usize, width: usize) {
+    let length = buf.len() - start;
+    let placeholder = start - width;
+    let mut varint_bytes = [0_u8; 10];
+    let mut cursor = &mut varint_bytes[..];
+    encode_varint(length as u64, &mut cursor);
+    let written = 10 - cursor.len();
+    let head = varint_bytes.get(..written).unwrap_or_default();
+    match buf.get_mut(placeholder..start) {
+        Some(slot) if written == width => slot.copy_from_slice(head),
+        _ => {
+            buf.splice(placeholder..start, head.iter().copied());
+        }
+    }
+}
+
 /// Starts a length-delimited field: its key and a one-byte length placeholder. Returns where the body starts.
-fn begin(buf: &mut Vec<u8>, tag: u32) -> usize {
+pub(super) fn begin(buf: &mut Vec<u8>, tag: u32) -> usize {
     key(tag, WireType::LengthDelimited, buf);
     buf.push(0);
     buf.len()
 }
 
 /// Ends the field [`begin`] started at `start`: writes its body's length in front of it.
-fn end(buf: &mut Vec<u8>, start: usize) {
+pub(super) fn end(buf: &mut Vec<u8>, start: usize) {
     let length = buf.len() - start;
     let placeholder = start - 1;
     if let Ok(short @ 0..=127) = u8::try_from(length) {
@@ -312,7 +385,7 @@ fn varint_value(buf: &mut Vec<u8>, value: u64) {
     }
 }
 
-fn string(buf: &mut Vec<u8>, tag: u32, text: &str) {
+pub(super) fn string(buf: &mut Vec<u8>, tag: u32, text: &str) {
     if !text.is_empty() {
         string_always(buf, tag, text);
     }
@@ -322,7 +395,7 @@ fn string_always(buf: &mut Vec<u8>, tag: u32, text: &str) {
     bytes_field_always(buf, tag, text.as_bytes());
 }
 
-fn bytes_field(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+pub(super) fn bytes_field(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
     if !bytes.is_empty() {
         bytes_field_always(buf, tag, bytes);
     }
@@ -334,21 +407,21 @@ fn bytes_field_always(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
     buf.extend_from_slice(bytes);
 }
 
-fn varint(buf: &mut Vec<u8>, tag: u32, value: u64) {
+pub(super) fn varint(buf: &mut Vec<u8>, tag: u32, value: u64) {
     if value != 0 {
         key(tag, WireType::Varint, buf);
         varint_value(buf, value);
     }
 }
 
-fn fixed64(buf: &mut Vec<u8>, tag: u32, value: u64) {
+pub(super) fn fixed64(buf: &mut Vec<u8>, tag: u32, value: u64) {
     if value != 0 {
         key(tag, WireType::SixtyFourBit, buf);
         buf.put_u64_le(value);
     }
 }
 
-fn fixed32(buf: &mut Vec<u8>, tag: u32, value: u32) {
+pub(super) fn fixed32(buf: &mut Vec<u8>, tag: u32, value: u32) {
     if value != 0 {
         key(tag, WireType::ThirtyTwoBit, buf);
         buf.put_u32_le(value);

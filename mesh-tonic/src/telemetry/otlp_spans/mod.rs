@@ -16,19 +16,24 @@
 //! the mesh's build of opentelemetry-otlp: TLS (an `https` endpoint is refused when the exporter is built) and
 //! compression (`OTEL_EXPORTER_OTLP_*COMPRESSION` is ignored); nor `RetryInfo` throttling.
 
+mod batch;
 mod encode;
 mod env;
+mod record;
 mod transport;
 
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
+use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+pub(crate) use batch::{BatchSettings, SpanBatcher};
 use encode::SpanEncoder;
 pub(crate) use env::ExporterSettings;
+pub(crate) use record::{RecordKind, RecordStatus, RpcMethod, SpanName, SpanRecord};
 use transport::Transport;
 
 /// An OTLP/gRPC span exporter for the SDK's batch span processor; see the [module docs](self).
@@ -54,14 +59,50 @@ impl OtlpSpanExporter {
     }
 }
 
-impl SpanExporter for OtlpSpanExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let transport = self
-            .transport
+impl OtlpSpanExporter {
+    /// Exports the SDK's `spans` and the request path's `records` (spans of `scope`) in one request.
+    pub(crate) async fn export_parts(
+        &self,
+        spans: &[SpanData],
+        records: &[SpanRecord],
+        scope: &InstrumentationScope,
+    ) -> OTelSdkResult {
+        let transport = self.transport()?;
+        let request = {
+            let mut encoder = self.encoder.lock().unwrap_or_else(PoisonError::into_inner);
+            Bytes::copy_from_slice(encoder.encode_with_records(spans, records, scope))
+        };
+        transport.export(request).await
+    }
+
+    /// Sets the resource every batch is reported under, through a shared reference.
+    pub(crate) fn set_shared_resource(&self, resource: &Resource) {
+        self.encoder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_resource(resource);
+    }
+
+    /// Stops exporting: later exports fail as shut down.
+    pub(crate) fn close(&self) {
+        self.transport
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    fn transport(&self) -> Result<Transport, OTelSdkError> {
+        self.transport
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-            .ok_or(OTelSdkError::AlreadyShutdown)?;
+            .ok_or(OTelSdkError::AlreadyShutdown)
+    }
+}
+
+impl SpanExporter for OtlpSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let transport = self.transport()?;
         // The batch processor exports one batch at a time: the lock is never contended, and is held only to
         // encode and copy the request out of the reused buffer.
         let request = {

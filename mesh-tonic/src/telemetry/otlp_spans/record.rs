@@ -1,0 +1,145 @@
+//! [`SpanRecord`]: a span of the request path (a call's or an attempt's) as it is kept until export, and its
+//! encoding as trace.proto's `Span`.
+//!
+//! The SDK keeps every span as a `SpanData`: a `Vec` of `KeyValue` attributes built as the span starts, a name, an
+//! instrumentation scope and event and link lists, moved through its span processor's channel and then converted
+//! again by the exporter. A request-path span has a fixed shape (the attributes the semantic conventions for RPC
+//! give it, and the mesh's `cluster`, `locality`, `endpoint`), so it is kept as typed fields (shared strings
+//! counted, not copied) and written straight into protobuf at export.
+
+use std::sync::Arc;
+
+use super::encode::{
+    FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, SPAN_LENGTH, begin, begin_long, bytes_field, end, end_long,
+    fixed32, fixed64, int_attribute, string, string_attribute, varint,
+};
+
+/// A span's kind (trace.proto's `Span.SpanKind`): the request path makes calls and attempts only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordKind {
+    /// A call: `SPAN_KIND_INTERNAL`.
+    Internal,
+    /// An attempt: `SPAN_KIND_CLIENT`.
+    Client,
+}
+
+/// The method of a gRPC call: its span name and `rpc.service` / `rpc.method`, shared by every span of the method.
+#[derive(Debug)]
+pub(crate) struct RpcMethod {
+    /// `service/method`.
+    pub(crate) name: Box<str>,
+    pub(crate) service: Box<str>,
+    pub(crate) method: Box<str>,
+}
+
+/// What a span is named after: a gRPC method (with its attributes) or an HTTP method.
+#[derive(Debug, Clone)]
+pub(crate) enum SpanName {
+    Rpc(Arc<RpcMethod>),
+    Http(&'static str),
+    /// A method outside the standard ones, or a gRPC method past the shared ones.
+    Owned(Arc<str>),
+}
+
+/// How a span ended: trace.proto's `Status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum RecordStatus {
+    #[default]
+    Unset,
+    /// An error, with its description (empty for a status the attributes describe already).
+    Error(Box<str>),
+}
+
+/// A request-path span, ended; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub(crate) struct SpanRecord {
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
+    /// All zeros for a root span.
+    pub(crate) parent_span_id: [u8; 8],
+    pub(crate) parent_is_remote: bool,
+    /// The W3C trace flags.
+    pub(crate) trace_flags: u8,
+    /// The W3C `tracestate`, empty when there is none.
+    pub(crate) trace_state: Option<Arc<str>>,
+    pub(crate) kind: RecordKind,
+    pub(crate) name: SpanName,
+    /// Nanoseconds since the Unix epoch.
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    /// `cluster`.
+    pub(crate) cluster: Arc<str>,
+    /// `route` (calls, when the route is named).
+    pub(crate) route: Option<Arc<str>>,
+    /// `attempt`, `locality` and `endpoint` (attempts).
+    pub(crate) attempt: Option<(u32, Arc<str>, Arc<str>)>,
+    /// `rpc.grpc.status_code`.
+    pub(crate) grpc_status: Option<u32>,
+    /// `http.response.status_code`.
+    pub(crate) http_status: Option<u16>,
+    pub(crate) status: RecordStatus,
+}
+
+/// Writes `record` as trace.proto's `Span`, field `tag` of the enclosing `ScopeSpans`, as opentelemetry-proto's
+/// conversion of the same span's `SpanData` would (see `encode.rs`).
+pub(super) fn span_record(buf: &mut Vec<u8>, tag: u32, record: &SpanRecord) {
+    let start = begin_long(buf, tag, SPAN_LENGTH);
+    bytes_field(buf, 1, &record.trace_id);
+    bytes_field(buf, 2, &record.span_id);
+    if let Some(state) = &record.trace_state {
+        string(buf, 3, state);
+    }
+    if record.parent_span_id != [0; 8] {
+        bytes_field(buf, 4, &record.parent_span_id);
+    }
+    let name = match &record.name {
+        SpanName::Rpc(rpc) => &*rpc.name,
+        SpanName::Http(name) => name,
+        SpanName::Owned(name) => &**name,
+    };
+    string(buf, 5, name);
+    varint(
+        buf,
+        6,
+        match record.kind {
+            RecordKind::Internal => 1,
+            RecordKind::Client => 3,
+        },
+    );
+    fixed64(buf, 7, record.start);
+    fixed64(buf, 8, record.end);
+    if let SpanName::Rpc(rpc) = &record.name {
+        string_attribute(buf, 9, "rpc.system", "grpc");
+        string_attribute(buf, 9, "rpc.service", &rpc.service);
+        string_attribute(buf, 9, "rpc.method", &rpc.method);
+    }
+    if let Some((attempt, locality, endpoint)) = &record.attempt {
+        int_attribute(buf, 9, "attempt", i64::from(*attempt));
+        string_attribute(buf, 9, "cluster", &record.cluster);
+        string_attribute(buf, 9, "locality", locality);
+        string_attribute(buf, 9, "endpoint", endpoint);
+    } else {
+        string_attribute(buf, 9, "cluster", &record.cluster);
+        if let Some(route) = &record.route {
+            string_attribute(buf, 9, "route", route);
+        }
+    }
+    if let Some(code) = record.grpc_status {
+        int_attribute(buf, 9, "rpc.grpc.status_code", i64::from(code));
+    }
+    if let Some(status) = record.http_status {
+        int_attribute(buf, 9, "http.response.status_code", i64::from(status));
+    }
+    let status = begin(buf, 15);
+    if let RecordStatus::Error(message) = &record.status {
+        string(buf, 2, message);
+        varint(buf, 3, 2);
+    }
+    end(buf, status);
+    let mut flags = u32::from(record.trace_flags) | FLAG_HAS_IS_REMOTE;
+    if record.parent_is_remote {
+        flags |= FLAG_IS_REMOTE;
+    }
+    fixed32(buf, 16, flags);
+    end_long(buf, start, SPAN_LENGTH);
+}
