@@ -73,6 +73,7 @@ mod metrics;
 mod otlp_spans;
 mod prometheus;
 mod propagation;
+mod sampling;
 mod series;
 mod server;
 mod spans;

@@ -48,6 +48,7 @@ use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 use super::config::Sampling;
 use super::metrics::{DEFAULT_MAX_METHODS, LabelCache};
 use super::otlp_spans::{RecordKind, RecordStatus, RpcMethod, SpanBatcher, SpanName, SpanRecord};
+use super::sampling::Sampler;
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
@@ -60,54 +61,6 @@ const TRACEPARENT_BLOCK: usize = 4096;
 thread_local! {
     /// The block this thread cuts `traceparent` values from.
     static TRACEPARENTS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
-}
-
-/// The sampling decision, as the SDK's samplers make it for a [`Sampling`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Sampler {
-    /// Follow a valid parent's sampled flag.
-    parent_based: bool,
-    /// At the root (or always, when not parent-based): sampled when the trace id's low 63 bits are below this;
-    /// `None` samples every trace.
-    below: Option<u64>,
-}
-
-impl Sampler {
-    fn new(sampling: Sampling) -> Self {
-        let (parent_based, ratio) = match sampling {
-            Sampling::ParentBasedRatio(ratio) => (true, ratio),
-            Sampling::Ratio(ratio) => (false, ratio),
-        };
-        // The SDK's `TraceIdRatioBased` bound (`AlwaysOn` from 1, `AlwaysOff` up to 0).
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let below = (ratio < 1.0).then(|| {
-            if ratio <= 0.0 {
-                0
-            } else {
-                (ratio * (1_u64 << 63) as f64) as u64
-            }
-        });
-        Self {
-            parent_based,
-            below,
-        }
-    }
-
-    fn sampled(self, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
-        match parent {
-            Some(parent) if self.parent_based => parent.is_sampled(),
-            _ => self.below.is_none_or(|below| {
-                let bytes = trace_id.to_bytes();
-                let mut low = [0_u8; 8];
-                low.copy_from_slice(bytes.get(8..).unwrap_or(&[0; 8]));
-                u64::from_be_bytes(low) >> 1 < below
-            }),
-        }
-    }
 }
 
 /// The request path's spans; see the [module docs](self). Cloned (a reference count) into each recorded call.
@@ -150,13 +103,7 @@ impl OtelTracer {
     /// The span name (and for gRPC the attributes) of a request to `path` with `method`.
     fn name(&self, path: &str, method: &http::Method, grpc: bool) -> SpanName {
         if let Some((service, rpc_method)) = split_grpc_path(path).filter(|_| grpc) {
-            let make = || {
-                Arc::new(RpcMethod {
-                    name: path.trim_start_matches('/').into(),
-                    service: service.into(),
-                    method: rpc_method.into(),
-                })
-            };
+            let make = || Arc::new(RpcMethod::new(service, rpc_method));
             let rpc = self
                 .inner
                 .methods
@@ -262,19 +209,19 @@ impl CallTracer for OtelTracer {
             http_status: None,
             status: RecordStatus::Unset,
         };
-        Box::new(OtelCall::Recorded(Box::new(RecordedCall {
+        Box::new(OtelCall::Recorded(RecordedCall {
             batcher: batcher.clone(),
             tracer: self.clone(),
             trace_state,
             record,
-        })))
+        }))
     }
 }
 
 /// A call's span.
 enum OtelCall {
     /// Recorded: the call's span, exported as it ends.
-    Recorded(Box<RecordedCall>),
+    Recorded(RecordedCall),
     /// Not sampled, or no collector: its trace context only. Its attempts are not recorded either (a child of an
     /// unsampled span under the parent-based sampler; the same trace id under the ratio sampler).
     IdsOnly {
@@ -367,7 +314,7 @@ impl CallSpan for OtelCall {
                 batcher,
                 mut record,
                 ..
-            } = *call;
+            } = call;
             finish(&mut record, end);
             batcher.push_record(record);
         }

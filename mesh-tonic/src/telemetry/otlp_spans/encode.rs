@@ -291,24 +291,50 @@ fn double_always(buf: &mut Vec<u8>, number: f64) {
     buf.put_f64_le(number);
 }
 
-/// common.proto's `KeyValue` with a string value.
-pub(super) fn string_attribute(buf: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
-    let start = begin(buf, tag);
-    string(buf, 1, key);
-    let value_start = begin(buf, 2);
-    string_always(buf, 1, value);
-    end(buf, value_start);
-    end(buf, start);
+/// common.proto's `KeyValue` with a string value, field `tag`: written with its lengths known up front.
+pub(super) fn string_attribute(buf: &mut Vec<u8>, tag: u32, key_text: &str, value: &str) {
+    let any_value = 1 + varint_length(value.len()) + value.len();
+    key_value_head(buf, tag, key_text, any_value);
+    buf.push(1 << 3 | WireType::LengthDelimited as u8);
+    varint_value(buf, value.len() as u64);
+    buf.extend_from_slice(value.as_bytes());
 }
 
-/// common.proto's `KeyValue` with an integer value.
-pub(super) fn int_attribute(buf: &mut Vec<u8>, tag: u32, key: &str, value: i64) {
-    let start = begin(buf, tag);
-    string(buf, 1, key);
-    let value_start = begin(buf, 2);
-    int_always(buf, value);
-    end(buf, value_start);
-    end(buf, start);
+/// common.proto's `KeyValue` with an integer value, field `tag`: written with its lengths known up front.
+pub(super) fn int_attribute(buf: &mut Vec<u8>, tag: u32, key_text: &str, value: i64) {
+    let number = value.cast_unsigned();
+    key_value_head(buf, tag, key_text, 1 + varint_length_u64(number));
+    buf.push(3 << 3 | WireType::Varint as u8);
+    varint_value(buf, number);
+}
+
+/// A `KeyValue`'s key, length and `key` field, and its `value` field's key and length (the `AnyValue` body of
+/// `any_value` bytes follows).
+fn key_value_head(buf: &mut Vec<u8>, tag: u32, key_text: &str, any_value: usize) {
+    let body = 1
+        + varint_length(key_text.len())
+        + key_text.len()
+        + 1
+        + varint_length(any_value)
+        + any_value;
+    buf.reserve(body + 4);
+    key(tag, WireType::LengthDelimited, buf);
+    varint_value(buf, body as u64);
+    buf.push(1 << 3 | WireType::LengthDelimited as u8);
+    varint_value(buf, key_text.len() as u64);
+    buf.extend_from_slice(key_text.as_bytes());
+    buf.push(2 << 3 | WireType::LengthDelimited as u8);
+    varint_value(buf, any_value as u64);
+}
+
+/// How many bytes `value` takes as a varint.
+fn varint_length(value: usize) -> usize {
+    varint_length_u64(value as u64)
+}
+
+fn varint_length_u64(value: u64) -> usize {
+    // Seven bits a byte; zero takes one.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// A span's body is usually 128 to 16,383 bytes long: its length takes two bytes.

@@ -215,3 +215,157 @@ async fn a_shut_down_exporter_exports_nothing() {
     assert!(exporter.shutdown().is_err());
     assert!(collector.seen.lock().unwrap().is_empty());
 }
+
+/// The batch processor's tests: a record of the request path.
+fn record(index: u8) -> super::SpanRecord {
+    super::SpanRecord {
+        trace_id: [1; 16],
+        span_id: [index.max(1); 8],
+        parent_span_id: [0; 8],
+        parent_is_remote: false,
+        trace_flags: 1,
+        trace_state: None,
+        kind: super::RecordKind::Client,
+        name: super::SpanName::Http("GET"),
+        start: 1,
+        end: 2,
+        cluster: Arc::from("main"),
+        route: None,
+        attempt: None,
+        grpc_status: None,
+        http_status: Some(200),
+        status: super::RecordStatus::Unset,
+    }
+}
+
+fn batcher(
+    endpoint: String,
+    max_queue: usize,
+    max_batch: usize,
+    delay: Duration,
+) -> super::SpanBatcher {
+    use opentelemetry_sdk::trace::SpanProcessor as _;
+
+    let exporter = OtlpSpanExporter::new(&settings(endpoint, Duration::from_secs(10))).unwrap();
+    let mut batcher = super::SpanBatcher::start(
+        exporter,
+        super::BatchSettings {
+            max_queue,
+            max_batch,
+            delay,
+        },
+        InstrumentationScope::builder("mesh-tonic").build(),
+    );
+    batcher.set_resource(&opentelemetry_sdk::Resource::builder_empty().build());
+    batcher
+}
+
+/// The spans of each request the collector saw, by scope: `(scope, names)`.
+fn exported(collector: &Collector) -> Vec<Vec<(String, usize)>> {
+    collector
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, request)| {
+            request.resource_spans[0]
+                .scope_spans
+                .iter()
+                .map(|scope| {
+                    (
+                        scope.scope.as_ref().unwrap().name.clone(),
+                        scope.spans.len(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not done within 5 s");
+}
+
+/// A full batch wakes the export without a flush or the delay; the SDK's spans and the request path's records go
+/// out together, at most a batch per request.
+#[tokio::test]
+async fn a_full_batch_is_exported_at_once_in_requests_of_at_most_a_batch() {
+    use opentelemetry_sdk::trace::SpanProcessor as _;
+
+    let collector = Arc::new(Collector::default());
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let batcher = batcher(endpoint, 100, 4, Duration::from_secs(3600));
+    // On this one-thread runtime the export task runs only once the test waits: all nine are queued by then.
+    for name in ["a", "b", "c"] {
+        batcher.on_end(span(name));
+    }
+    for index in 0..6 {
+        batcher.push_record(record(index));
+    }
+    wait_until(|| exported(&collector).len() == 3).await;
+    assert_eq!(
+        exported(&collector),
+        [
+            vec![("test".to_owned(), 3), ("mesh-tonic".to_owned(), 1)],
+            vec![("mesh-tonic".to_owned(), 4)],
+            vec![("mesh-tonic".to_owned(), 1)],
+        ]
+    );
+    batcher.shutdown().await.unwrap();
+}
+
+/// Fewer spans than a batch go out after the delay.
+#[tokio::test]
+async fn spans_short_of_a_batch_are_exported_after_the_delay() {
+    let collector = Arc::new(Collector::default());
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let batcher = batcher(endpoint, 100, 50, Duration::from_millis(50));
+    batcher.push_record(record(1));
+    wait_until(|| exported(&collector).len() == 1).await;
+    assert_eq!(exported(&collector), [vec![("mesh-tonic".to_owned(), 1)]]);
+    batcher.shutdown().await.unwrap();
+}
+
+/// Spans beyond the queue are dropped, not waited for; shutdown exports what is queued, and later spans and
+/// flushes find it stopped.
+#[tokio::test]
+async fn a_full_queue_drops_spans_and_shutdown_exports_the_rest() {
+    let collector = Arc::new(Collector::default());
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let batcher = batcher(endpoint, 5, 5, Duration::from_secs(3600));
+    for index in 0..8 {
+        batcher.push_record(record(index));
+    }
+    batcher.shutdown().await.unwrap();
+    assert_eq!(exported(&collector), [vec![("mesh-tonic".to_owned(), 5)]]);
+    batcher.push_record(record(9));
+    assert!(matches!(
+        batcher.flush().await,
+        Err(OTelSdkError::AlreadyShutdown)
+    ));
+    assert_eq!(exported(&collector).len(), 1);
+}
+
+/// The SDK's blocking `force_flush`, from a thread outside the runtime, returns once the spans are exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_flush_from_another_thread_waits_for_the_export() {
+    use opentelemetry_sdk::trace::SpanProcessor as _;
+
+    let collector = Arc::new(Collector::default());
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let batcher = batcher(endpoint, 100, 50, Duration::from_secs(3600));
+    batcher.push_record(record(1));
+    let flusher = batcher.clone();
+    let flushed = std::thread::spawn(move || flusher.force_flush())
+        .join()
+        .unwrap();
+    flushed.unwrap();
+    assert_eq!(exported(&collector), [vec![("mesh-tonic".to_owned(), 1)]]);
+    batcher.shutdown().await.unwrap();
+}

@@ -23,14 +23,32 @@ pub(crate) enum RecordKind {
     Client,
 }
 
-/// The method of a gRPC call: its span name and `rpc.service` / `rpc.method`, shared by every span of the method.
+/// The method of a gRPC call: its span name and its `rpc.system`, `rpc.service` and `rpc.method` attributes,
+/// encoded once and shared by every span of the method.
 #[derive(Debug)]
 pub(crate) struct RpcMethod {
     /// `service/method`.
-    pub(crate) name: Box<str>,
-    pub(crate) service: Box<str>,
-    pub(crate) method: Box<str>,
+    name: Box<str>,
+    /// The three attributes as `Span.attributes` fields.
+    attributes: Box<[u8]>,
 }
+
+impl RpcMethod {
+    /// The method `method` of `service`.
+    pub(crate) fn new(service: &str, method: &str) -> Self {
+        let mut attributes = Vec::new();
+        string_attribute(&mut attributes, ATTRIBUTES, "rpc.system", "grpc");
+        string_attribute(&mut attributes, ATTRIBUTES, "rpc.service", service);
+        string_attribute(&mut attributes, ATTRIBUTES, "rpc.method", method);
+        Self {
+            name: format!("{service}/{method}").into(),
+            attributes: attributes.into(),
+        }
+    }
+}
+
+/// `Span.attributes`.
+const ATTRIBUTES: u32 = 9;
 
 /// What a span is named after: a gRPC method (with its attributes) or an HTTP method.
 #[derive(Debug, Clone)]
@@ -109,26 +127,29 @@ pub(super) fn span_record(buf: &mut Vec<u8>, tag: u32, record: &SpanRecord) {
     fixed64(buf, 7, record.start);
     fixed64(buf, 8, record.end);
     if let SpanName::Rpc(rpc) = &record.name {
-        string_attribute(buf, 9, "rpc.system", "grpc");
-        string_attribute(buf, 9, "rpc.service", &rpc.service);
-        string_attribute(buf, 9, "rpc.method", &rpc.method);
+        buf.extend_from_slice(&rpc.attributes);
     }
     if let Some((attempt, locality, endpoint)) = &record.attempt {
-        int_attribute(buf, 9, "attempt", i64::from(*attempt));
-        string_attribute(buf, 9, "cluster", &record.cluster);
-        string_attribute(buf, 9, "locality", locality);
-        string_attribute(buf, 9, "endpoint", endpoint);
+        int_attribute(buf, ATTRIBUTES, "attempt", i64::from(*attempt));
+        string_attribute(buf, ATTRIBUTES, "cluster", &record.cluster);
+        string_attribute(buf, ATTRIBUTES, "locality", locality);
+        string_attribute(buf, ATTRIBUTES, "endpoint", endpoint);
     } else {
-        string_attribute(buf, 9, "cluster", &record.cluster);
+        string_attribute(buf, ATTRIBUTES, "cluster", &record.cluster);
         if let Some(route) = &record.route {
-            string_attribute(buf, 9, "route", route);
+            string_attribute(buf, ATTRIBUTES, "route", route);
         }
     }
     if let Some(code) = record.grpc_status {
-        int_attribute(buf, 9, "rpc.grpc.status_code", i64::from(code));
+        int_attribute(buf, ATTRIBUTES, "rpc.grpc.status_code", i64::from(code));
     }
     if let Some(status) = record.http_status {
-        int_attribute(buf, 9, "http.response.status_code", i64::from(status));
+        int_attribute(
+            buf,
+            ATTRIBUTES,
+            "http.response.status_code",
+            i64::from(status),
+        );
     }
     let status = begin(buf, 15);
     if let RecordStatus::Error(message) = &record.status {
@@ -143,3 +164,7 @@ pub(super) fn span_record(buf: &mut Vec<u8>, tag: u32, record: &SpanRecord) {
     fixed32(buf, 16, flags);
     end_long(buf, start, SPAN_LENGTH);
 }
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;
