@@ -13,7 +13,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::BufMut;
+use bytes::{BufMut, Bytes};
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
@@ -55,12 +55,14 @@ impl SpanEncoder {
     }
 
     /// `batch` as an `ExportTraceServiceRequest`, valid until the next call.
+    #[cfg(test)]
     pub(crate) fn encode(&mut self, batch: &[SpanData]) -> &[u8] {
         self.encode_with_records(batch, &[], &InstrumentationScope::default())
     }
 
     /// `batch` and the request path's `records` (spans of `records_scope`) as one `ExportTraceServiceRequest`,
     /// valid until the next call.
+    #[cfg(test)]
     pub(crate) fn encode_with_records(
         &mut self,
         batch: &[SpanData],
@@ -68,6 +70,39 @@ impl SpanEncoder {
         records_scope: &InstrumentationScope,
     ) -> &[u8] {
         self.buf.clear();
+        self.write(batch, records, records_scope);
+        &self.buf
+    }
+
+    /// `batch` and `records` as [`encode_with_records`](Self::encode_with_records) encodes them, as a whole gRPC
+    /// message (its 5-byte prefix first): the buffer itself, handed over (a new one of its size is kept).
+    pub(crate) fn grpc_message(
+        &mut self,
+        batch: &[SpanData],
+        records: &[SpanRecord],
+        records_scope: &InstrumentationScope,
+    ) -> Bytes {
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; 5]);
+        self.write(batch, records, records_scope);
+        // Not compressed, then the length (a batch is far below 4 GiB).
+        let length = u32::try_from(self.buf.len() - 5).unwrap_or(u32::MAX);
+        if let Some(prefix) = self.buf.get_mut(1..5) {
+            prefix.copy_from_slice(&length.to_be_bytes());
+        }
+        let capacity = self.buf.capacity();
+        Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(capacity),
+        ))
+    }
+
+    fn write(
+        &mut self,
+        batch: &[SpanData],
+        records: &[SpanRecord],
+        records_scope: &InstrumentationScope,
+    ) {
         self.group(batch);
         let buf = &mut self.buf;
         let resource_spans = begin_long(buf, 1, BATCH_LENGTH);
@@ -101,7 +136,6 @@ impl SpanEncoder {
         }
         string(buf, 3, &self.resource_schema_url);
         end_long(buf, resource_spans, BATCH_LENGTH);
-        &self.buf
     }
 
     fn group(&mut self, batch: &[SpanData]) {

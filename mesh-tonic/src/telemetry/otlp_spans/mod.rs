@@ -24,7 +24,6 @@ mod transport;
 
 use std::sync::{Mutex, PoisonError};
 
-use bytes::Bytes;
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -68,10 +67,11 @@ impl OtlpSpanExporter {
         scope: &InstrumentationScope,
     ) -> OTelSdkResult {
         let transport = self.transport()?;
-        let request = {
-            let mut encoder = self.encoder.lock().unwrap_or_else(PoisonError::into_inner);
-            Bytes::copy_from_slice(encoder.encode_with_records(spans, records, scope))
-        };
+        let request = self
+            .encoder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .grpc_message(spans, records, scope);
         transport.export(request).await
     }
 
@@ -105,10 +105,11 @@ impl SpanExporter for OtlpSpanExporter {
         let transport = self.transport()?;
         // The batch processor exports one batch at a time: the lock is never contended, and is held only to
         // encode and copy the request out of the reused buffer.
-        let request = {
-            let mut encoder = self.encoder.lock().unwrap_or_else(PoisonError::into_inner);
-            Bytes::copy_from_slice(encoder.encode(&batch))
-        };
+        let request = self
+            .encoder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .grpc_message(&batch, &[], &InstrumentationScope::default());
         drop(batch);
         transport.export(request).await
     }

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes};
-use http::uri::PathAndQuery;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use opentelemetry_otlp::ExporterBuildError;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tower::{Service, ServiceExt};
 
 use super::ExporterSettings;
 
@@ -113,17 +113,43 @@ impl Inner {
         }
     }
 
+    /// One `Export` call: `request` is the whole gRPC message (its 5-byte prefix included), sent as the request
+    /// body as it is. tonic's client would copy it into its own encoding buffer first.
     async fn send(&self, request: Bytes) -> Result<(), Status> {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        grpc.ready()
+        let mut http = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(EXPORT_PATH)
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .header(http::header::TE, "trailers")
+            .body(tonic::body::Body::new(Full::new(request)))
+            .map_err(|error| Status::internal(error.to_string()))?;
+        http.headers_mut()
+            .extend(self.headers.clone().into_headers());
+        let mut channel = self.channel.clone();
+        let response = channel
+            .ready()
             .await
-            .map_err(|error| Status::unavailable(error.to_string()))?;
-        let mut request = tonic::Request::new(request);
-        *request.metadata_mut() = self.headers.clone();
-        let response = grpc
-            .unary(request, PathAndQuery::from_static(EXPORT_PATH), RawCodec)
-            .await?;
-        let partial = response.into_inner();
+            .map_err(|error| Status::from_error(Box::new(error)))?
+            .call(http)
+            .await
+            .map_err(|error| Status::from_error(Box::new(error)))?;
+        let (parts, body) = response.into_parts();
+        if parts.status != http::StatusCode::OK {
+            return Err(Status::unavailable(format!("HTTP status {}", parts.status)));
+        }
+        // A trailers-only answer carries its status in the headers.
+        if let Some(status) = Status::from_header_map(&parts.headers) {
+            return status_result(status);
+        }
+        let body = body
+            .collect()
+            .await
+            .map_err(|error| Status::from_error(Box::new(error)))?;
+        let trailers = body.trailers().cloned().unwrap_or_default();
+        let status = Status::from_header_map(&trailers)
+            .ok_or_else(|| Status::internal("the collector's answer has no grpc-status"))?;
+        status_result(status)?;
+        let partial = partial_success(&body.to_bytes())?;
         if partial.rejected_spans > 0 || !partial.error_message.is_empty() {
             // OTLP specification: a partial success is not retried; the collector's reason is for the operator.
             tracing::warn!(
@@ -183,42 +209,69 @@ struct PartialSuccess {
     error_message: String,
 }
 
-/// Sends already encoded bytes; decodes the answer's partial success.
-#[derive(Debug, Clone, Copy)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = PartialSuccess;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        *self
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        *self
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
+/// `status` as the outcome of a call: OK, or the error it is.
+fn status_result(status: Status) -> Result<(), Status> {
+    if status.code() == Code::Ok {
         Ok(())
+    } else {
+        Err(status)
     }
 }
 
-impl Decoder for RawCodec {
-    type Item = PartialSuccess;
-    type Error = Status;
+/// The partial success of the answer's one message (`body`: its 5-byte gRPC prefix, then the message); an empty
+/// body (no message) is no partial success.
+fn partial_success(body: &[u8]) -> Result<PartialSuccess, Status> {
+    let Some((prefix, message)) = body.split_first_chunk::<5>() else {
+        return Ok(PartialSuccess::default());
+    };
+    let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    if prefix[0] != 0 || message.len() != length {
+        return Err(Status::internal(
+            "ExportTraceServiceResponse: a compressed or malformed gRPC message",
+        ));
+    }
+    let response = <ExportResponse as prost::Message>::decode(message)
+        .map_err(|error| Status::internal(format!("ExportTraceServiceResponse: {error}")))?;
+    Ok(response.partial_success.unwrap_or_default())
+}
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<PartialSuccess>, Status> {
-        let response = <ExportResponse as prost::Message>::decode(src)
-            .map_err(|error| Status::internal(format!("ExportTraceServiceResponse: {error}")))?;
-        Ok(Some(response.partial_success.unwrap_or_default()))
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+
+    fn framed(flag: u8, message: &[u8], length: u32) -> Vec<u8> {
+        let mut body = vec![flag];
+        body.extend_from_slice(&length.to_be_bytes());
+        body.extend_from_slice(message);
+        body
+    }
+
+    #[test]
+    fn the_answer_is_read_as_one_uncompressed_message_or_none() {
+        let answer = ExportResponse {
+            partial_success: Some(PartialSuccess {
+                rejected_spans: 3,
+                error_message: "too old".to_owned(),
+            }),
+        }
+        .encode_to_vec();
+        let length = u32::try_from(answer.len()).unwrap();
+        let partial = partial_success(&framed(0, &answer, length)).unwrap();
+        assert_eq!(
+            (partial.rejected_spans, partial.error_message.as_str()),
+            (3, "too old")
+        );
+        assert_eq!(partial_success(&[]).unwrap(), PartialSuccess::default());
+        // Compressed (never asked for), cut short, or with bytes after the message: an error, not a guess.
+        for body in [
+            framed(1, &answer, length),
+            framed(0, &answer, length + 1),
+            framed(0, &answer, length - 1),
+        ] {
+            let error = partial_success(&body).unwrap_err();
+            assert_eq!(error.code(), Code::Internal, "{error}");
+        }
     }
 }
