@@ -185,6 +185,15 @@ impl<K: Eq + Hash + Clone, V: Clone> LabelCache<K, V> {
         }
     }
 
+    /// The value of `key` if it is known.
+    pub(super) fn find<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.values.load().get(key).cloned()
+    }
+
     /// The value of `key`, made by `make` the first time; `None` when the cache holds `limit` values already.
     pub(super) fn get<Q>(&self, key: &Q, limit: usize, make: impl FnOnce() -> (K, V)) -> Option<V>
     where

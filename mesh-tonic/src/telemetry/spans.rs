@@ -19,9 +19,9 @@
 //! there is no gRPC status or the HTTP status is not 200) as they end; the call INTERNAL with `cluster` (and
 //! `route` when named), each attempt a CLIENT child of the call with `attempt`, `cluster`, `locality` and
 //! `endpoint`. An error status for a gRPC status other than OK, an HTTP error status, or a failure, whose message
-//! is the status's description. The strings every span of a method, locality or route repeats are built once and
-//! shared (bounded as the metrics' labels are: the first [`DEFAULT_MAX_METHODS`] methods, the first
-//! [`MAX_SHARED`] localities and routes; later ones are each span's own).
+//! is the status's description. The strings every span of a method or route repeats are built once and shared
+//! (bounded as the metrics' labels are: the first [`DEFAULT_MAX_METHODS`] methods, the first [`MAX_SHARED`]
+//! routes; later ones are each span's own); an attempt's locality is written out as its batch is encoded.
 //!
 //! `traceparent` is formatted in place and sent as an HPACK literal that is never indexed: each value is unique,
 //! and indexing it would evict the headers every request repeats from the connection's table. The values are cut
@@ -36,7 +36,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
-use mesh_core::locality::Locality;
 use mesh_tower::metrics::{
     AttemptSpan, AttemptSpanStart, CallSpan, CallSpanStart, CallTracer, SpanEnd, split_grpc_path,
 };
@@ -52,7 +51,7 @@ use super::sampling::Sampler;
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-/// How many distinct localities and route names keep a shared string; later ones are copied per span.
+/// How many distinct route names keep a shared string; later ones are copied per span.
 const MAX_SHARED: usize = 1024;
 
 /// The size of the blocks `traceparent` values are cut from.
@@ -69,15 +68,13 @@ pub(crate) struct OtelTracer {
     inner: Arc<TracerInner>,
 }
 
-/// The sampler, the batch processor and the strings shared by the spans of a method, locality or route.
+/// The sampler, the batch processor and the strings shared by the spans of a method or route.
 struct TracerInner {
     sampler: Sampler,
     /// `None`: no collector; spans are ids only.
     batcher: Option<SpanBatcher>,
     /// Name, `rpc.service` and `rpc.method` by request path.
     methods: LabelCache<Box<str>, Arc<RpcMethod>>,
-    /// `locality`, in gRFC A78's form.
-    localities: LabelCache<Locality, Arc<str>>,
     routes: LabelCache<Box<str>, Arc<str>>,
 }
 
@@ -94,7 +91,6 @@ impl OtelTracer {
                 sampler: Sampler::new(sampling),
                 batcher,
                 methods: LabelCache::new(),
-                localities: LabelCache::new(),
                 routes: LabelCache::new(),
             }),
         }
@@ -102,14 +98,20 @@ impl OtelTracer {
 
     /// The span name (and for gRPC the attributes) of a request to `path` with `method`.
     fn name(&self, path: &str, method: &http::Method, grpc: bool) -> SpanName {
-        if let Some((service, rpc_method)) = split_grpc_path(path).filter(|_| grpc) {
-            let make = || Arc::new(RpcMethod::new(service, rpc_method));
-            let rpc = self
-                .inner
-                .methods
-                .get(path, DEFAULT_MAX_METHODS, || (path.into(), make()))
-                .unwrap_or_else(make);
-            return SpanName::Rpc(rpc);
+        if grpc {
+            // A known method is found without splitting its path again.
+            if let Some(rpc) = self.inner.methods.find(path) {
+                return SpanName::Rpc(rpc);
+            }
+            if let Some((service, rpc_method)) = split_grpc_path(path) {
+                let make = || Arc::new(RpcMethod::new(service, rpc_method));
+                let rpc = self
+                    .inner
+                    .methods
+                    .get(path, DEFAULT_MAX_METHODS, || (path.into(), make()))
+                    .unwrap_or_else(make);
+                return SpanName::Rpc(rpc);
+            }
         }
         let name = match *method {
             http::Method::GET => "GET",
@@ -124,15 +126,6 @@ impl OtelTracer {
             _ => return SpanName::Owned(method.as_str().into()),
         };
         SpanName::Http(name)
-    }
-
-    /// The `locality` value, shared per locality.
-    fn locality(&self, locality: &Locality) -> Arc<str> {
-        let make = || Arc::<str>::from(locality.to_string());
-        self.inner
-            .localities
-            .get(locality, MAX_SHARED, || (locality.clone(), make()))
-            .unwrap_or_else(make)
     }
 
     /// The `route` value, shared per route name; `None` for an unnamed route.
@@ -185,7 +178,7 @@ impl CallTracer for OtelTracer {
                 )
             });
         let Some(batcher) = self.inner.batcher.as_ref().filter(|_| sampled) else {
-            return Box::new(OtelCall::IdsOnly {
+            return Box::new(IdsOnlyCall {
                 trace_id,
                 flags,
                 trace_state,
@@ -209,34 +202,21 @@ impl CallTracer for OtelTracer {
             http_status: None,
             status: RecordStatus::Unset,
         };
-        Box::new(OtelCall::Recorded(RecordedCall {
+        Box::new(RecordedCall {
             batcher: batcher.clone(),
-            tracer: self.clone(),
             trace_state,
             record,
-        }))
+        })
     }
 }
 
-/// A call's span.
-enum OtelCall {
-    /// Recorded: the call's span, exported as it ends.
-    Recorded(RecordedCall),
-    /// Not sampled, or no collector: its trace context only. Its attempts are not recorded either (a child of an
-    /// unsampled span under the parent-based sampler; the same trace id under the ratio sampler).
-    IdsOnly {
-        trace_id: TraceId,
-        flags: TraceFlags,
-        trace_state: TraceState,
-    },
-}
-
-struct RecordedCall {
-    batcher: SpanBatcher,
-    tracer: OtelTracer,
-    /// The parent's, for the attempts' `tracestate`.
+/// The span of a call that is not sampled, or that no collector receives: its trace context only. Its attempts
+/// are not recorded either (a child of an unsampled span under the parent-based sampler; the same trace id under
+/// the ratio sampler).
+struct IdsOnlyCall {
+    trace_id: TraceId,
+    flags: TraceFlags,
     trace_state: TraceState,
-    record: SpanRecord,
 }
 
 /// The span of an attempt that is not recorded: nothing to end (and nothing allocated for it).
@@ -246,35 +226,52 @@ impl AttemptSpan for IdsOnly {
     fn end(self: Box<Self>, _end: SpanEnd<'_>) {}
 }
 
-impl CallSpan for OtelCall {
+impl CallSpan for IdsOnlyCall {
+    fn start_attempt(
+        &self,
+        _attempt: &AttemptSpanStart<'_>,
+        headers: &mut HeaderMap,
+    ) -> Box<dyn AttemptSpan> {
+        let span_id = RandomIdGenerator::default().new_span_id();
+        inject(
+            &SpanContext::new(
+                self.trace_id,
+                span_id,
+                self.flags,
+                false,
+                self.trace_state.clone(),
+            ),
+            headers,
+        );
+        Box::new(IdsOnly)
+    }
+
+    fn end(self: Box<Self>, _end: SpanEnd<'_>) {}
+}
+
+/// A recorded call's span, exported as it ends.
+struct RecordedCall {
+    batcher: SpanBatcher,
+    /// The parent's, for the attempts' `tracestate`.
+    trace_state: TraceState,
+    record: SpanRecord,
+}
+
+impl CallSpan for RecordedCall {
     fn start_attempt(
         &self,
         attempt: &AttemptSpanStart<'_>,
         headers: &mut HeaderMap,
     ) -> Box<dyn AttemptSpan> {
         let span_id = RandomIdGenerator::default().new_span_id();
-        let call = match self {
-            Self::Recorded(call) => call,
-            Self::IdsOnly {
-                trace_id,
-                flags,
-                trace_state,
-            } => {
-                inject(
-                    &SpanContext::new(*trace_id, span_id, *flags, false, trace_state.clone()),
-                    headers,
-                );
-                return Box::new(IdsOnly);
-            }
-        };
-        let parent = &call.record;
+        let parent = &self.record;
         inject(
             &SpanContext::new(
                 TraceId::from_bytes(parent.trace_id),
                 span_id,
                 TraceFlags::new(parent.trace_flags),
                 false,
-                call.trace_state.clone(),
+                self.trace_state.clone(),
             ),
             headers,
         );
@@ -295,7 +292,7 @@ impl CallSpan for OtelCall {
             route: None,
             attempt: Some((
                 attempt.attempt,
-                call.tracer.locality(attempt.locality),
+                attempt.locality.clone(),
                 Arc::clone(attempt.endpoint),
             )),
             grpc_status: None,
@@ -303,21 +300,19 @@ impl CallSpan for OtelCall {
             status: RecordStatus::Unset,
         };
         Box::new(OtelAttempt {
-            batcher: call.batcher.clone(),
+            batcher: self.batcher.clone(),
             record,
         })
     }
 
     fn end(self: Box<Self>, end: SpanEnd<'_>) {
-        if let Self::Recorded(call) = *self {
-            let RecordedCall {
-                batcher,
-                mut record,
-                ..
-            } = call;
-            finish(&mut record, end);
-            batcher.push_record(record);
-        }
+        let Self {
+            batcher,
+            mut record,
+            ..
+        } = *self;
+        finish(&mut record, end);
+        batcher.push_record(record);
     }
 }
 

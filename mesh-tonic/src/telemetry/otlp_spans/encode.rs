@@ -327,11 +327,29 @@ fn double_always(buf: &mut Vec<u8>, number: f64) {
 
 /// common.proto's `KeyValue` with a string value, field `tag`: written with its lengths known up front.
 pub(super) fn string_attribute(buf: &mut Vec<u8>, tag: u32, key_text: &str, value: &str) {
-    let any_value = 1 + varint_length(value.len()) + value.len();
+    string_attribute_head(buf, tag, key_text, value.len());
+    buf.extend_from_slice(value.as_bytes());
+}
+
+/// A string-valued `KeyValue` up to its value's bytes (`length` of them), which the caller writes next.
+pub(super) fn string_attribute_head(buf: &mut Vec<u8>, tag: u32, key_text: &str, length: usize) {
+    let any_value = 1 + varint_length(length) + length;
+    // The common case, every length below 128 and a one-byte key: the head in one go.
+    let body = 2 + key_text.len() + 2 + any_value;
+    if let (Ok(tag @ 1..=15), Ok(body @ 0..=127)) = (u8::try_from(tag), u8::try_from(body)) {
+        buf.reserve(usize::from(body) + 2);
+        // Lengths below `body` fit in a byte too.
+        #[allow(clippy::cast_possible_truncation)]
+        let head = [tag << 3 | 2, body, 1 << 3 | 2, key_text.len() as u8];
+        buf.extend_from_slice(&head);
+        buf.extend_from_slice(key_text.as_bytes());
+        #[allow(clippy::cast_possible_truncation)]
+        buf.extend_from_slice(&[2 << 3 | 2, any_value as u8, 1 << 3 | 2, length as u8]);
+        return;
+    }
     key_value_head(buf, tag, key_text, any_value);
     buf.push(1 << 3 | WireType::LengthDelimited as u8);
-    varint_value(buf, value.len() as u64);
-    buf.extend_from_slice(value.as_bytes());
+    varint_value(buf, length as u64);
 }
 
 /// common.proto's `KeyValue` with an integer value, field `tag`: written with its lengths known up front.

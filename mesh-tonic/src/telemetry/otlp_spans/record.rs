@@ -9,9 +9,11 @@
 
 use std::sync::Arc;
 
+use mesh_core::locality::Locality;
+
 use super::encode::{
     FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, SPAN_LENGTH, begin, begin_long, bytes_field, end, end_long,
-    fixed32, fixed64, int_attribute, string, string_attribute, varint,
+    fixed32, fixed64, int_attribute, string, string_attribute, string_attribute_head, varint,
 };
 
 /// A span's kind (trace.proto's `Span.SpanKind`): the request path makes calls and attempts only.
@@ -89,8 +91,8 @@ pub(crate) struct SpanRecord {
     pub(crate) cluster: Arc<str>,
     /// `route` (calls, when the route is named).
     pub(crate) route: Option<Arc<str>>,
-    /// `attempt`, `locality` and `endpoint` (attempts).
-    pub(crate) attempt: Option<(u32, Arc<str>, Arc<str>)>,
+    /// `attempt`, `locality` (written in gRFC A78's form) and `endpoint` (attempts).
+    pub(crate) attempt: Option<(u32, Locality, Arc<str>)>,
     /// `rpc.grpc.status_code`.
     pub(crate) grpc_status: Option<u32>,
     /// `http.response.status_code`.
@@ -132,7 +134,7 @@ pub(super) fn span_record(buf: &mut Vec<u8>, tag: u32, record: &SpanRecord) {
     if let Some((attempt, locality, endpoint)) = &record.attempt {
         int_attribute(buf, ATTRIBUTES, "attempt", i64::from(*attempt));
         string_attribute(buf, ATTRIBUTES, "cluster", &record.cluster);
-        string_attribute(buf, ATTRIBUTES, "locality", locality);
+        locality_attribute(buf, locality);
         string_attribute(buf, ATTRIBUTES, "endpoint", endpoint);
     } else {
         string_attribute(buf, ATTRIBUTES, "cluster", &record.cluster);
@@ -163,6 +165,21 @@ pub(super) fn span_record(buf: &mut Vec<u8>, tag: u32, record: &SpanRecord) {
     }
     fixed32(buf, 16, flags);
     end_long(buf, start, SPAN_LENGTH);
+}
+
+/// `locality` as `{region="..", zone="..", sub_zone=".."}` (its `Display`, gRFC A78's label), written in place.
+fn locality_attribute(buf: &mut Vec<u8>, locality: &Locality) {
+    const PARTS: [&str; 4] = ["{region=\"", "\", zone=\"", "\", sub_zone=\"", "\"}"];
+    let values = [&*locality.region, &*locality.zone, &*locality.sub_zone];
+    let length = PARTS.iter().map(|part| part.len()).sum::<usize>()
+        + values.iter().map(|value| value.len()).sum::<usize>();
+    string_attribute_head(buf, ATTRIBUTES, "locality", length);
+    for (part, value) in PARTS.iter().zip(values.iter().map(Some).chain([None])) {
+        buf.extend_from_slice(part.as_bytes());
+        if let Some(value) = value {
+            buf.extend_from_slice(value.as_bytes());
+        }
+    }
 }
 
 #[cfg(test)]

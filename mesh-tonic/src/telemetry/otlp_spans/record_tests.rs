@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use mesh_core::locality::Locality;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -149,7 +150,7 @@ fn attempt(call: &SpanRecord) -> SpanRecord {
         route: None,
         attempt: Some((
             1,
-            Arc::from("us-east/us-east-a/"),
+            Locality::new("us-east", "us-east-a", ""),
             Arc::from("10.0.0.1:50051"),
         )),
         grpc_status: None,
@@ -215,7 +216,7 @@ proptest! {
                 };
                 if is_attempt {
                     record = SpanRecord {
-                        attempt: Some((code, Arc::from("r/z/s"), Arc::from("e".repeat(endpoint_length)))),
+                        attempt: Some((code, Locality::new(&record.cluster, "z", &"s".repeat(endpoint_length / 2)), Arc::from("e".repeat(endpoint_length)))),
                         ..attempt(&record)
                     };
                 }
