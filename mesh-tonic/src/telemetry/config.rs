@@ -47,11 +47,11 @@ pub struct TelemetryConfig {
     pub sampling: Sampling,
     /// How often metrics are exported.
     pub metrics_interval: Duration,
-    /// How many finished spans wait for export at most: the SDK's batch processor drops spans beyond that (it
-    /// never blocks a call). `None`: the SDK's default, 2048, or `OTEL_BSP_MAX_QUEUE_SIZE`, which the SDK reads
-    /// itself (as its other `OTEL_BSP_*` settings). At every call sampled, 2048 spans are some tens of
-    /// milliseconds of a busy channel's calls; a process whose export thread can be kept off the CPU longer loses
-    /// spans unless this is larger (each queued span holds some hundreds of bytes).
+    /// How many finished spans wait for export at most: the span processor drops spans beyond that (it never
+    /// blocks a call). `None`: the SDK's default, 2048, or `OTEL_BSP_MAX_QUEUE_SIZE` (read as the SDK reads its
+    /// `OTEL_BSP_*` variables). At every call sampled, 2048 spans are some tens of milliseconds of a busy channel's
+    /// calls; a process whose export task can be kept off the CPU longer loses spans unless this is larger (each
+    /// queued span holds some hundreds of bytes).
     pub max_queued_spans: Option<usize>,
 }
 

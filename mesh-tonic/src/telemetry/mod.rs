@@ -55,9 +55,11 @@
 //! The OTLP exporters read the `OTEL_EXPORTER_OTLP_*` variables: the span exporter (ours, see `otlp_spans`) the
 //! generic and `TRACES_` headers, timeout and insecure ones, ignoring compression; the metrics exporter
 //! (opentelemetry-otlp, built without TLS or compression) its own. The endpoint given here takes precedence over
-//! their endpoint variables. The SDK's span batch processor reads its
-//! `OTEL_BSP_*` variables too; its queue size can also be given in code
-//! ([`TelemetryConfig::max_queued_spans`]): spans beyond it are dropped, never waited for.
+//! their endpoint variables. Spans are batched by the mesh's own processor (the SDK's spans, the application's and
+//! the xDS-enabled server's, and the request path's own records, which never become SDK spans), with the SDK's
+//! settings and its `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_SCHEDULE_DELAY`
+//! variables; the queue's size can also be given in code ([`TelemetryConfig::max_queued_spans`]): spans beyond it
+//! are dropped, never waited for. Batches are exported by a task on the runtime the telemetry started in.
 //!
 //! What it costs (the `request_path` bench's `--telemetry` sides, instructions per call of the whole loopback
 //! stack, ~89k without telemetry): about 10k with 1% of traces sampled, of which some 4.5k are h2 sending and

@@ -1,10 +1,13 @@
-//! The mesh's OTLP/gRPC span exporter: the SDK's `SpanData` batches encoded straight into an
-//! `ExportTraceServiceRequest` (see `encode.rs`) and sent as one unary call of
-//! `opentelemetry.proto.collector.trace.v1.TraceService/Export` over a tonic channel.
+//! The mesh's span pipeline: its batch processor ([`SpanBatcher`], `batch.rs`), which takes the SDK's ended spans
+//! and the request path's [`SpanRecord`]s (`record.rs`), and its OTLP/gRPC exporter: each batch encoded straight
+//! into an `ExportTraceServiceRequest` (see `encode.rs`) and sent as one unary call of
+//! `opentelemetry.proto.collector.trace.v1.TraceService/Export` over a tonic channel, the encoded buffer being the
+//! request's body as it is.
 //!
 //! Why not opentelemetry-otlp's exporter: it copies every batch, converts each span into opentelemetry-proto's
 //! structs (an allocation per string, a hash of the scope per span) and only then encodes them; at sampling 1.0 that
-//! was two thirds of what telemetry cost per call. This one encodes each batch into one reused buffer.
+//! was two thirds of what telemetry cost per call. Why not the SDK's batch processor for the request path: each
+//! span would first be a `SpanData` built attribute by attribute (see `record.rs`).
 //!
 //! What it does as opentelemetry-otlp's gRPC exporter does for the mesh: the endpoint given (else
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `http://localhost:4317`; an endpoint without
