@@ -17,13 +17,19 @@
 //! copies each batch before converting it, and a shared value is copied without an allocation.
 //!
 //! `traceparent` is formatted in place and sent as an HPACK literal that is never indexed: each value is unique,
-//! and indexing it would evict the headers every request repeats from the connection's table. The values are cut
+//! and indexing it would evict the headers every request repeats from the connection's table. A few values in the
+//! process's life are left indexable (its first, then one each time its count of values passes a power of four),
+//! so that the tables of the connections they go out on learn the name, and later values there are sent with an
+//! indexed name instead of the name's literal; more would cost h2 a comparison with each inserted value on every
+//! later request, which soon costs more than the name (see `name_indexable`). A connection none of them went out
+//! on still sends the name each time: which connection a request will use is not known here. The values are cut
 //! from a per-thread block of a few kilobytes (one allocation per some seventy attempts, none once earlier values
 //! are gone and the block is reused) rather than allocated one by one. h2 Huffman-codes every literal it sends, so
 //! the value costs its encoding on the wire (and its decoding at the server) in any case.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use bytes::BytesMut;
@@ -61,9 +67,27 @@ static SPAN_NAMES: LazyLock<LabelCache<Box<str>, &'static str>> = LazyLock::new(
 /// The size of the blocks `traceparent` values are cut from.
 const TRACEPARENT_BLOCK: usize = 4096;
 
+/// `traceparent` values are counted process-wide in batches of this many cut on one thread (one atomic addition
+/// per batch, none per value); see [`name_indexable`].
+const TRACEPARENT_BATCH: u64 = 1024;
+
+/// How many `traceparent` values the process has cut, in whole batches (each thread's batch counted as it starts).
+static TRACEPARENTS_CUT: AtomicU64 = AtomicU64::new(0);
+
+/// This thread's `traceparent` values.
+struct Traceparents {
+    /// The block they are cut from.
+    block: BytesMut,
+    /// How many have been cut.
+    cut: u64,
+}
+
 thread_local! {
-    /// The block this thread cuts `traceparent` values from.
-    static TRACEPARENTS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    /// This thread's `traceparent` values.
+    static TRACEPARENTS: RefCell<Traceparents> = RefCell::new(Traceparents {
+        block: BytesMut::new(),
+        cut: 0,
+    });
 }
 
 /// The request path's spans over an SDK [`Tracer`]; see the [module docs](self). Cloned (a reference count) into
@@ -350,10 +374,7 @@ fn inject(context: &SpanContext, headers: &mut HeaderMap) {
     let (span, flags) = rest.split_at_mut(17);
     hex(&context.span_id().to_bytes(), span.split_at_mut(1).1);
     hex(&[context.trace_flags().to_u8()], flags.split_at_mut(1).1);
-    if let Some(mut value) = traceparent_value(&value) {
-        // Unique per attempt: sent as a literal never indexed (HPACK), so it does not evict the headers every
-        // request repeats from the connection's header table, and the server does not store it.
-        value.set_sensitive(true);
+    if let Some(value) = traceparent_value(&value) {
         headers.insert(TRACEPARENT, value);
     }
     let state = context.trace_state();
@@ -366,22 +387,58 @@ fn inject(context: &SpanContext, headers: &mut HeaderMap) {
 
 /// `value` as a header value sharing this thread's block: the block is refilled (reused when every value cut from
 /// it is gone) when it has no room left. Outside a thread's life (its locals destroyed), a value of its own.
+///
+/// Unique per attempt, the value is marked sensitive, so that h2 sends it as an HPACK literal never indexed: it
+/// does not evict the headers every request repeats from the connection's header table, and the server does not
+/// store it. Except now and then ([`name_indexable`]), so that the connection's table learns the name.
 fn traceparent_value(value: &[u8]) -> Option<HeaderValue> {
     let shared = TRACEPARENTS
-        .try_with(|block| {
-            let mut block = block.try_borrow_mut().ok()?;
+        .try_with(|traceparents| {
+            let mut traceparents = traceparents.try_borrow_mut().ok()?;
+            let Traceparents { block, cut } = &mut *traceparents;
             if block.capacity() - block.len() < value.len() {
                 block.reserve(TRACEPARENT_BLOCK);
             }
             block.extend_from_slice(value);
-            Some(block.split().freeze())
+            let indexable = name_indexable(*cut);
+            *cut = cut.wrapping_add(1);
+            Some((block.split().freeze(), indexable))
         })
         .ok()
         .flatten();
-    match shared {
-        Some(bytes) => HeaderValue::from_maybe_shared(bytes).ok(),
-        None => HeaderValue::from_bytes(value).ok(),
+    let (mut value, indexable) = match shared {
+        Some((bytes, indexable)) => (HeaderValue::from_maybe_shared(bytes).ok()?, indexable),
+        None => (HeaderValue::from_bytes(value).ok()?, false),
+    };
+    value.set_sensitive(!indexable);
+    Some(value)
+}
+
+/// Whether this thread's `cut`-th `traceparent` value (from 0) is sent indexable rather than never indexed.
+///
+/// h2 never inserts a sensitive header into the connection's dynamic table, but sends one whose name is there
+/// with that name's index (a literal never indexed with an indexed name: only the value goes out). So once one
+/// value has gone out indexable on a connection (inserting 98 bytes, name and value), later ones skip the name's
+/// literal, which the client Huffman-codes and the server decodes, validates and allocates: some 760 instructions
+/// a call between the two sides (callgrind, `request_path --count mesh`). But each value inserted stays in the
+/// table until it is full, and h2 compares every later value of the name with each of them (some 45 instructions
+/// apiece; indexing one value in 128 filled the table with them and cost 1,250 instructions a call more than
+/// never indexing). Which connection a value will use is not known here, so the rule bounds the insertions
+/// process-wide: the process's first value, then the first value of each batch that takes the process's count
+/// past a power of four (4,096, 16,384, ...: ten values in all by a billion, which would not outweigh the name
+/// even all on one connection). A connection that none of them goes out on sends the name as a literal, as it did
+/// before.
+fn name_indexable(cut: u64) -> bool {
+    if !cut.is_multiple_of(TRACEPARENT_BATCH) {
+        return false;
     }
+    let before = TRACEPARENTS_CUT.fetch_add(TRACEPARENT_BATCH, Ordering::Relaxed);
+    new_power_of_four(before, before.saturating_add(TRACEPARENT_BATCH))
+}
+
+/// Whether a count going from `before` to `after` reaches a power of four it was below (from 0, the first: 1).
+fn new_power_of_four(before: u64, after: u64) -> bool {
+    after.checked_ilog(4) > before.checked_ilog(4)
 }
 
 /// Lowercase hex of each byte of `bytes`, two digits each, into `out`.
@@ -436,8 +493,25 @@ mod tests {
                 value.to_str().expect("ascii"),
                 format!("00-0af7651916cd43dd8448eb211c80319c-{span:016x}-01")
             );
-            assert!(value.is_sensitive());
+            // Only a thread's first value of a batch may be indexable.
+            assert!(value.is_sensitive() || span == 1, "value {span}");
             assert!(map.get(TRACESTATE).is_none());
         }
+    }
+
+    #[test]
+    fn indexable_values_are_the_first_and_those_passing_powers_of_four() {
+        let batches = |from: u64, to: u64| {
+            (from..to)
+                .filter(|batch| {
+                    new_power_of_four(batch * TRACEPARENT_BATCH, (batch + 1) * TRACEPARENT_BATCH)
+                })
+                .collect::<Vec<_>>()
+        };
+        // Counts 0, 4,096, 16,384, 65,536.
+        assert_eq!(batches(0, 64), [0, 3, 15, 63]);
+        // A billion values: the first and nine more.
+        assert_eq!(batches(0, 1_000_000_000 / TRACEPARENT_BATCH).len(), 10);
+        assert!(!new_power_of_four(u64::MAX, u64::MAX));
     }
 }
