@@ -17,15 +17,16 @@
 //! copies each batch before converting it, and a shared value is copied without an allocation.
 //!
 //! `traceparent` is formatted in place and sent as an HPACK literal that is never indexed: each value is unique,
-//! and indexing it would evict the headers every request repeats from the connection's table. A few values in the
-//! process's life are left indexable (its first, then one each time its count of values passes a power of four),
-//! so that the tables of the connections they go out on learn the name, and later values there are sent with an
-//! indexed name instead of the name's literal; more would cost h2 a comparison with each inserted value on every
-//! later request, which soon costs more than the name (see `name_indexable`). A connection none of them went out
-//! on still sends the name each time: which connection a request will use is not known here. The values are cut
-//! from a per-thread block of a few kilobytes (one allocation per some seventy attempts, none once earlier values
-//! are gone and the block is reused) rather than allocated one by one. h2 Huffman-codes every literal it sends, so
-//! the value costs its encoding on the wire (and its decoding at the server) in any case.
+//! and indexing it would evict the headers every request repeats from the connection's table. Eleven values in the
+//! process's life are the exception (its first, then one each time its count of values passes a power of four up
+//! to about a billion): each inserts the name into the table of the connection it goes out on, and later values
+//! there are sent with the name's index instead of its literal, some 750 instructions a call less between client
+//! and server. More would not pay: h2 compares each value with every inserted one of the same name (see
+//! `name_indexable`). Which connection a request will use is not known here, so a connection none of them went
+//! out on still spells out the name. The values are cut from a per-thread block of a few kilobytes (one
+//! allocation per some seventy attempts, none once earlier values are gone and the block is reused) rather than
+//! allocated one by one. h2 Huffman-codes every literal it sends, so the value costs its encoding on the wire (and
+//! its decoding at the server) in any case.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -70,6 +71,10 @@ const TRACEPARENT_BLOCK: usize = 4096;
 /// `traceparent` values are counted process-wide in batches of this many cut on one thread (one atomic addition
 /// per batch, none per value); see [`name_indexable`].
 const TRACEPARENT_BATCH: u64 = 1024;
+
+/// The process's count of `traceparent` values past which none is left indexable (4^15, about a billion); see
+/// [`name_indexable`].
+const LAST_INDEXABLE: u64 = 1 << 30;
 
 /// How many `traceparent` values the process has cut, in whole batches (each thread's batch counted as it starts).
 static TRACEPARENTS_CUT: AtomicU64 = AtomicU64::new(0);
@@ -419,26 +424,27 @@ fn traceparent_value(value: &[u8]) -> Option<HeaderValue> {
 /// h2 never inserts a sensitive header into the connection's dynamic table, but sends one whose name is there
 /// with that name's index (a literal never indexed with an indexed name: only the value goes out). So once one
 /// value has gone out indexable on a connection (inserting 98 bytes, name and value), later ones skip the name's
-/// literal, which the client Huffman-codes and the server decodes, validates and allocates: some 760 instructions
+/// literal, which the client Huffman-codes and the server decodes, validates and allocates: some 750 instructions
 /// a call between the two sides (callgrind, `request_path --count mesh`). But each value inserted stays in the
-/// table until it is full, and h2 compares every later value of the name with each of them (some 45 instructions
-/// apiece; indexing one value in 128 filled the table with them and cost 1,250 instructions a call more than
-/// never indexing). Which connection a value will use is not known here, so the rule bounds the insertions
-/// process-wide: the process's first value, then the first value of each batch that takes the process's count
-/// past a power of four (4,096, 16,384, ...: ten values in all by a billion, which would not outweigh the name
-/// even all on one connection). A connection that none of them goes out on sends the name as a literal, as it did
-/// before.
+/// table until it is full, and h2 compares every later value of the name with each of them, some 40 instructions
+/// apiece (indexing one value in 128 filled the table with them and cost 1,280 instructions a call more than
+/// never indexing). Which connection a value will use is not known here, so the insertions are bounded
+/// process-wide ([`indexable_batch`]): eleven in the process's life, which even all on one connection cost it less
+/// than the name. A connection none of them goes out on sends the name as a literal, as it did before.
 fn name_indexable(cut: u64) -> bool {
     if !cut.is_multiple_of(TRACEPARENT_BATCH) {
         return false;
     }
-    let before = TRACEPARENTS_CUT.fetch_add(TRACEPARENT_BATCH, Ordering::Relaxed);
-    new_power_of_four(before, before.saturating_add(TRACEPARENT_BATCH))
+    indexable_batch(TRACEPARENTS_CUT.fetch_add(TRACEPARENT_BATCH, Ordering::Relaxed))
 }
 
-/// Whether a count going from `before` to `after` reaches a power of four it was below (from 0, the first: 1).
-fn new_power_of_four(before: u64, after: u64) -> bool {
-    after.checked_ilog(4) > before.checked_ilog(4)
+/// Whether the first value of the batch that takes the process's count of values from `before` to
+/// `before + TRACEPARENT_BATCH` is indexable: the process's first, then the first past each power of four from
+/// 4,096 to [`LAST_INDEXABLE`]. Geometric, so that connections made later may still learn the name while the
+/// count of insertions stays small.
+fn indexable_batch(before: u64) -> bool {
+    let after = before.saturating_add(TRACEPARENT_BATCH);
+    after <= LAST_INDEXABLE && after.checked_ilog(4) > before.checked_ilog(4)
 }
 
 /// Lowercase hex of each byte of `bytes`, two digits each, into `out`.
@@ -500,18 +506,17 @@ mod tests {
     }
 
     #[test]
-    fn indexable_values_are_the_first_and_those_passing_powers_of_four() {
-        let batches = |from: u64, to: u64| {
-            (from..to)
-                .filter(|batch| {
-                    new_power_of_four(batch * TRACEPARENT_BATCH, (batch + 1) * TRACEPARENT_BATCH)
-                })
+    fn eleven_values_are_indexable_the_first_and_those_passing_powers_of_four() {
+        let indexable = |batches: std::ops::Range<u64>| {
+            batches
+                .filter(|batch| indexable_batch(batch * TRACEPARENT_BATCH))
                 .collect::<Vec<_>>()
         };
         // Counts 0, 4,096, 16,384, 65,536.
-        assert_eq!(batches(0, 64), [0, 3, 15, 63]);
-        // A billion values: the first and nine more.
-        assert_eq!(batches(0, 1_000_000_000 / TRACEPARENT_BATCH).len(), 10);
-        assert!(!new_power_of_four(u64::MAX, u64::MAX));
+        assert_eq!(indexable(0..64), [0, 3, 15, 63]);
+        let last = LAST_INDEXABLE / TRACEPARENT_BATCH;
+        assert_eq!(indexable(0..last + 10_000).len(), 11);
+        assert_eq!(indexable(last - 1..last + 10_000), [last - 1]);
+        assert!(!indexable_batch(u64::MAX));
     }
 }
