@@ -333,5 +333,7 @@ async fn traceparent_goes_out_with_an_indexed_name_and_a_value_never_indexed() {
     }
     drop(client);
     telemetry.shutdown().await.unwrap();
+    drop(mesh);
+    drop(proxy);
     replica.shutdown().await.unwrap();
 }
