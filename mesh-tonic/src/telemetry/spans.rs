@@ -20,7 +20,7 @@
 //! and indexing it would evict the headers every request repeats from the connection's table. Eleven values in the
 //! process's life are the exception (its first, then one each time its count of values passes a power of four up
 //! to about a billion): each inserts the name into the table of the connection it goes out on, and later values
-//! there are sent with the name's index instead of its literal, some 750 instructions a call less between client
+//! there are sent with the name's index instead of its literal, some 800 instructions a call less between client
 //! and server. More would not pay: h2 compares each value with every inserted one of the same name (see
 //! `name_indexable`). Which connection a request will use is not known here, so a connection none of them went
 //! out on still spells out the name. The values are cut from a per-thread block of a few kilobytes (one
@@ -424,7 +424,7 @@ fn traceparent_value(value: &[u8]) -> Option<HeaderValue> {
 /// h2 never inserts a sensitive header into the connection's dynamic table, but sends one whose name is there
 /// with that name's index (a literal never indexed with an indexed name: only the value goes out). So once one
 /// value has gone out indexable on a connection (inserting 98 bytes, name and value), later ones skip the name's
-/// literal, which the client Huffman-codes and the server decodes, validates and allocates: some 750 instructions
+/// literal, which the client Huffman-codes and the server decodes, validates and allocates: some 800 instructions
 /// a call between the two sides (callgrind, `request_path --count mesh`). But each value inserted stays in the
 /// table until it is full, and h2 compares every later value of the name with each of them, some 40 instructions
 /// apiece (indexing one value in 128 filled the table with them and cost 1,280 instructions a call more than
