@@ -19,14 +19,15 @@
 //! `traceparent` is formatted in place and sent as an HPACK literal that is never indexed: each value is unique,
 //! and indexing it would evict the headers every request repeats from the connection's table. Eleven values in the
 //! process's life are the exception (its first, then one each time its count of values passes a power of four up
-//! to about a billion): each inserts the name into the table of the connection it goes out on, and later values
-//! there are sent with the name's index instead of its literal, some 800 instructions a call less between client
-//! and server. More would not pay: h2 compares each value with every inserted one of the same name (see
+//! to about a billion): each is inserted into the table of the connection it goes out on, and later values there
+//! are sent with the name's index instead of its literal, some 800 instructions a call less between client and
+//! server. More would not pay: h2 compares each value with every inserted one of the same name (see
 //! `name_indexable`). Which connection a request will use is not known here, so a connection none of them went
-//! out on still spells out the name. The values are cut from a per-thread block of a few kilobytes (one
-//! allocation per some seventy attempts, none once earlier values are gone and the block is reused) rather than
-//! allocated one by one. h2 Huffman-codes every literal it sends, so the value costs its encoding on the wire (and
-//! its decoding at the server) in any case.
+//! out on, or whose table has since evicted it (a table churned by values that differ on every request), spells
+//! out the name as before. The values are cut from a per-thread block of a few kilobytes (one allocation per some
+//! seventy attempts, none once earlier values are gone and the block is reused) rather than allocated one by one.
+//! h2 Huffman-codes every literal it sends, so the value costs its encoding on the wire (and its decoding at the
+//! server) in any case.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
