@@ -84,7 +84,7 @@ static TRACEPARENTS_CUT: AtomicU64 = AtomicU64::new(0);
 struct Traceparents {
     /// The block they are cut from.
     block: BytesMut,
-    /// How many have been cut.
+    /// How many values this thread has sent: cut from the block, or written by the `tracing` spans' propagator.
     cut: u64,
 }
 
@@ -406,9 +406,7 @@ fn traceparent_value(value: &[u8]) -> Option<HeaderValue> {
                 block.reserve(TRACEPARENT_BLOCK);
             }
             block.extend_from_slice(value);
-            let indexable = name_indexable(*cut);
-            *cut = cut.wrapping_add(1);
-            Some((block.split().freeze(), indexable))
+            Some((block.split().freeze(), next_indexable(cut)))
         })
         .ok()
         .flatten();
@@ -418,6 +416,28 @@ fn traceparent_value(value: &[u8]) -> Option<HeaderValue> {
     };
     value.set_sensitive(!indexable);
     Some(value)
+}
+
+/// Marks a `traceparent` value written elsewhere (the `tracing` spans' [`W3cPropagator`](super::W3cPropagator)) as
+/// this module's are: sensitive, so that h2 sends it as an HPACK literal never indexed, but for the few values
+/// that teach the connections' tables the name ([`name_indexable`]).
+pub(super) fn mark_traceparent(value: &mut HeaderValue) {
+    let indexable = TRACEPARENTS
+        .try_with(|traceparents| {
+            let mut traceparents = traceparents.try_borrow_mut().ok()?;
+            Some(next_indexable(&mut traceparents.cut))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    value.set_sensitive(!indexable);
+}
+
+/// Counts a value of this thread's (`cut` of them so far): whether it is indexable.
+fn next_indexable(cut: &mut u64) -> bool {
+    let indexable = name_indexable(*cut);
+    *cut = cut.wrapping_add(1);
+    indexable
 }
 
 /// Whether this thread's `cut`-th `traceparent` value (from 0) is sent indexable rather than never indexed.
