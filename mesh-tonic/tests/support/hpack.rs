@@ -198,7 +198,8 @@ impl Decoder {
         let mut sent = Vec::new();
         while let Some(&first) = rest.first() {
             if first & 0x80 != 0 {
-                // An indexed field (§6.1): never a value of its own.
+                // An indexed field (§6.1): a whole entry of the table again, which a value unique to its request
+                // (as `traceparent`'s) never is.
                 integer(&mut rest, 7);
                 continue;
             }
@@ -207,10 +208,12 @@ impl Decoder {
                 integer(&mut rest, 5);
                 continue;
             }
-            let (literal, prefix) = match first {
-                _ if first & 0x40 != 0 => (Literal::Indexed, 6),
-                _ if first & 0x10 != 0 => (Literal::NeverIndexed, 4),
-                _ => (Literal::WithoutIndexing, 4),
+            let (literal, prefix) = if first & 0x40 != 0 {
+                (Literal::Indexed, 6)
+            } else if first & 0x10 != 0 {
+                (Literal::NeverIndexed, 4)
+            } else {
+                (Literal::WithoutIndexing, 4)
             };
             let index = integer(&mut rest, prefix);
             let name = match index {
