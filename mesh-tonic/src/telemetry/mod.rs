@@ -62,9 +62,10 @@
 //! are dropped, never waited for. Batches are exported by a task on the runtime the telemetry started in.
 //!
 //! What it costs (the `request_path` bench's `--telemetry` sides, instructions per call of the whole loopback
-//! stack, ~89k without telemetry): about 10k with 1% of traces sampled, of which some 4.5k are h2 sending and
-//! decoding `traceparent` (HPACK Huffman-codes every literal), ~1.8k the metrics (most of it the SDK's histogram
-//! updates) and the rest the span ids, the header and their allocations; about 29k with every trace sampled (59k
+//! stack, ~89k without telemetry): about 9k with 1% of traces sampled, of which some 3.7k are h2 sending and
+//! decoding `traceparent` (HPACK Huffman-codes every literal; the name goes as an index into the connection's
+//! table once the table has it, see `spans`), ~1.8k the metrics (most of it the SDK's histogram updates) and the
+//! rest the span ids, the header and their allocations; about 29k with every trace sampled (59k
 //! with opentelemetry-otlp's span exporter, which copied each batch and converted every span to protobuf structs
 //! before encoding them), of which ~7.5k are the export of the call's two spans: ~4.6k encoding them, ~1.1k
 //! dropping them, the rest the batch processor and the gRPC call.

@@ -1,4 +1,7 @@
-//! W3C Trace Context on outgoing attempts: the `traceparent`/`tracestate` of each attempt's span.
+//! W3C Trace Context on outgoing attempts: the `traceparent`/`tracestate` of each attempt's span. `traceparent`
+//! goes out as the telemetry's own spans send it (see `spans`): marked sensitive, so that the values, unique to each
+//! request, do not fill the connection's HPACK table (mesh-tower's connection lets its first one teach the table
+//! the name).
 
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
@@ -42,10 +45,13 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         // The propagator writes lowercase ASCII names and visible ASCII values; anything else is skipped.
-        if let (Ok(name), Ok(value)) = (
+        if let (Ok(name), Ok(mut value)) = (
             HeaderName::from_bytes(key.as_bytes()),
             HeaderValue::try_from(value),
         ) {
+            if key == "traceparent" {
+                value.set_sensitive(true);
+            }
             self.0.insert(name, value);
         }
     }

@@ -23,11 +23,13 @@
 //! (bounded as the metrics' labels are: the first [`DEFAULT_MAX_METHODS`] methods, the first [`MAX_SHARED`]
 //! routes; later ones are each span's own); an attempt's locality is written out as its batch is encoded.
 //!
-//! `traceparent` is formatted in place and sent as an HPACK literal that is never indexed: each value is unique,
-//! and indexing it would evict the headers every request repeats from the connection's table. The values are cut
-//! from a per-thread block of a few kilobytes (one allocation per some seventy attempts, none once earlier values
-//! are gone and the block is reused) rather than allocated one by one. h2 Huffman-codes every literal it sends, so
-//! the value costs its encoding on the wire (and its decoding at the server) in any case.
+//! `traceparent` is formatted in place and marked sensitive, so that h2 sends it as an HPACK literal that is never
+//! indexed: each value is unique, and storing it would evict the headers every request repeats from the
+//! connection's table (mesh-tower's connection lets the first one through indexable, so that the table holds the
+//! name and later values refer to it by index). The values are cut from a per-thread block of a few kilobytes (one
+//! allocation per some seventy attempts, none once earlier values are gone and the block is reused) rather than
+//! allocated one by one. h2 Huffman-codes every literal it sends, so the value costs its encoding on the wire (and
+//! its decoding at the server) in any case.
 
 use std::cell::RefCell;
 use std::sync::Arc;

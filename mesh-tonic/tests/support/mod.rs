@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod hpack;
 pub mod tls;
 
 use std::collections::BTreeMap;

@@ -24,6 +24,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 
+use super::hpack::UniqueFields;
 use crate::body::UpstreamBody;
 use crate::error::TransportFailure;
 
@@ -34,6 +35,8 @@ pub(crate) struct Lifeline {
     closed: AtomicBool,
     /// Wakes the driver when a sender finds the connection closed before the driver does.
     closing: Notify,
+    /// The fields whose values are never stored in the connection's HPACK table, and whether it has their names.
+    unique_fields: UniqueFields,
 }
 
 impl Lifeline {
@@ -125,6 +128,7 @@ impl Sender {
         };
         let (mut head, body) = request.into_parts();
         strip_connection_headers(&mut head.headers);
+        lifeline.unique_fields.prepare(&mut head.headers);
         // As hyper does: a body of known length says so, except an empty one on a method without a body.
         if let Some(len) = body.size_hint().exact()
             && (len > 0 || !matches!(head.method, Method::GET | Method::HEAD | Method::CONNECT))

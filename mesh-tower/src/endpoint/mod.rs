@@ -11,6 +11,7 @@
 
 mod connect;
 mod connection;
+mod hpack;
 mod http2;
 
 use std::sync::Arc;

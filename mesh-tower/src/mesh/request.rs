@@ -50,7 +50,10 @@ pub(crate) fn attempt_request(
         headers.insert(GRPC_PREVIOUS_RPC_ATTEMPTS_NAME, HeaderValue::from(attempt));
     }
     if grpc && let Some(remaining) = remaining {
-        headers.insert(GRPC_TIMEOUT_NAME, format_grpc_timeout(remaining));
+        // A new value for each attempt: never stored in the connection's HPACK table (see `endpoint::hpack`).
+        let mut timeout = format_grpc_timeout(remaining);
+        timeout.set_sensitive(true);
+        headers.insert(GRPC_TIMEOUT_NAME, timeout);
     }
     request
 }
@@ -101,6 +104,8 @@ mod tests {
         );
         assert_eq!(retry.headers()[GRPC_PREVIOUS_RPC_ATTEMPTS], "2");
         assert_eq!(retry.headers()[crate::timeout::GRPC_TIMEOUT], "5000000n");
+        // New for each attempt: kept out of the connection's HPACK table.
+        assert!(retry.headers()[crate::timeout::GRPC_TIMEOUT].is_sensitive());
     }
 
     #[test]
