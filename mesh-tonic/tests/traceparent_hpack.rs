@@ -2,8 +2,8 @@
 //! with telemetry on, read off the connection by a forwarding proxy and walked with a minimal HPACK decoder
 //! (`support::hpack`).
 //!
-//! Alone in its test binary: `traceparent` values are left indexable by a process-wide rule (the process's first
-//! value among them), so no other test may send one first.
+//! The connection (mesh-tower's) lets the first `traceparent` it sends go out indexable, so that its HPACK table
+//! holds the name; the test's proxy sees each connection from its start.
 
 // Fixtures fail the test that uses them by panicking, as assertions do.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -21,9 +21,9 @@ use support::{backend, call};
 /// How many calls the test makes: few enough that the connection's table never evicts (see `support::hpack`).
 const CALLS: usize = 16;
 
-/// The process's first `traceparent` is sent indexable, so the connection's table learns the name; every value
-/// after it is sent as a literal never indexed that refers to that name, so values do not fill the table and the
-/// name is not sent again. Without the first value indexable, every request spells out the name.
+/// A connection's first `traceparent` is sent indexable, so its table learns the name; every value after it is
+/// sent as a literal never indexed that refers to that name, so values do not fill the table and the name is not
+/// sent again. Without the first value indexable, every request spells out the name.
 #[tokio::test(flavor = "current_thread")]
 async fn traceparent_goes_out_with_an_indexed_name_and_a_value_never_indexed() {
     let receiver = OtlpReceiver::start().await.unwrap();

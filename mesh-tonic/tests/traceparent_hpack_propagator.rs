@@ -2,8 +2,8 @@
 //! without the telemetry's own spans) sends `traceparent` on the wire, read as `traceparent_hpack` reads the
 //! telemetry's spans' (`support::hpack`).
 //!
-//! Alone in its test binary: `traceparent` values are left indexable by a process-wide rule (the process's first
-//! value among them), so no other test may send one first.
+//! The connection (mesh-tower's) lets the first `traceparent` it sends go out indexable, so that its HPACK table
+//! holds the name; the test's proxy sees each connection from its start.
 
 // Fixtures fail the test that uses them by panicking, as assertions do.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
