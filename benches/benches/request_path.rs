@@ -3,7 +3,7 @@
 //! measured side by side in one run, on one runtime.
 //!
 //! Three sides: `direct` (a bare hyper client, hyper's defaults), `direct-as-mesh` (the same client with the
-//! connection settings the mesh uses: keep-alive pings on a timer, which make hyper lock and read the clock on every
+//! connection settings the mesh side uses: keep-alive pings on a timer, which make hyper lock and read the clock on every
 //! frame received) and `mesh`. Each reports latency at concurrency 1 (p50, p99) and throughput at concurrency 64;
 //! the ratios the request-path issue sets (throughput mesh/direct at least 0.95; p50 latency added at concurrency 1
 //! at most 10 µs) are given against both direct sides. Sides take turns within each round so machine noise hits
@@ -199,7 +199,7 @@ async fn direct_client(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     send
 }
 
-/// The same hyper client configured as the mesh configures its connections: keep-alive pings on a timer (hyper then
+/// The same hyper client configured as the mesh side's connections are: keep-alive pings on a timer (hyper then
 /// takes a lock and reads the clock on every frame it receives, whoever drives it).
 async fn direct_client_as_mesh(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -219,7 +219,12 @@ fn mesh_client(addr: SocketAddr) -> MeshService {
     mesh_client_with(addr, MeshOptions::default())
 }
 
+/// The mesh over `options`, its connections with keep-alive pings (off by default) as `direct-as-mesh`'s.
 fn mesh_client_with(addr: SocketAddr, options: MeshOptions) -> MeshService {
+    let options = options.with_keep_alive(
+        Some(MeshOptions::DEFAULT_KEEP_ALIVE_INTERVAL),
+        MeshOptions::DEFAULT_KEEP_ALIVE_TIMEOUT,
+    );
     let endpoints = EndpointSet::new(
         "greeter",
         vec![LocalityEndpoints::new(

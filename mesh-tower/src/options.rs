@@ -82,7 +82,10 @@ pub struct MeshOptions {
     pub initial_config_timeout: Duration,
     /// Reconnect backoff for endpoints.
     pub reconnect_backoff: ReconnectBackoff,
-    /// HTTP/2 keep-alive ping interval; `None` disables pings.
+    /// HTTP/2 keep-alive ping interval; `None` (the default, as in gRPC's clients, gRFC A8) sends no pings.
+    /// Servers limit how often they accept pings (gRPC's by default to one per 5 minutes, fewer on connections
+    /// without calls) and close connections that ping more often with GOAWAY `ENHANCE_YOUR_CALM`: set this in
+    /// agreement with the endpoints' policy.
     pub keep_alive_interval: Option<Duration>,
     /// How long to wait for a ping's acknowledgement before closing the connection.
     pub keep_alive_timeout: Duration,
@@ -110,7 +113,8 @@ pub struct MeshOptions {
 impl MeshOptions {
     /// The default wait for the first configuration.
     pub const DEFAULT_INITIAL_CONFIG_TIMEOUT: Duration = Duration::from_secs(20);
-    /// The default keep-alive interval.
+    /// A keep-alive interval for connections whose servers accept pings that often (pings are off by default;
+    /// see [`keep_alive_interval`](Self::keep_alive_interval)).
     pub const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
     /// The default keep-alive timeout (gRPC's default).
     pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -202,7 +206,7 @@ impl Default for MeshOptions {
         Self {
             initial_config_timeout: Self::DEFAULT_INITIAL_CONFIG_TIMEOUT,
             reconnect_backoff: ReconnectBackoff::default(),
-            keep_alive_interval: Some(Self::DEFAULT_KEEP_ALIVE_INTERVAL),
+            keep_alive_interval: None,
             keep_alive_timeout: Self::DEFAULT_KEEP_ALIVE_TIMEOUT,
             default_retry_budget: RetryBudget::default(),
             rng_seed: None,

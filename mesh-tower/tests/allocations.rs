@@ -80,7 +80,7 @@ async fn serve() -> SocketAddr {
     addr
 }
 
-/// A bare hyper client, with the connection settings the mesh uses (keep-alive pings on a timer).
+/// A bare hyper client, with the connection settings the mesh side uses (keep-alive pings on a timer).
 async fn direct_client(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
@@ -131,7 +131,11 @@ fn mesh_client(addr: SocketAddr, retries: bool) -> MeshService {
         ))
         .build(1)
         .unwrap();
-    let service = MeshService::new(MeshOptions::default());
+    // Keep-alive pings (off by default) as the direct client's.
+    let service = MeshService::new(MeshOptions::default().with_keep_alive(
+        Some(MeshOptions::DEFAULT_KEEP_ALIVE_INTERVAL),
+        MeshOptions::DEFAULT_KEEP_ALIVE_TIMEOUT,
+    ));
     service.update(Some(Ok(Arc::new(snapshot))));
     service
 }

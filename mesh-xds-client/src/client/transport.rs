@@ -42,7 +42,9 @@ pub(crate) async fn connect(
 ) -> Result<tonic::transport::Channel, String> {
     let endpoint = tonic::transport::Endpoint::from_shared(dial_url(server_uri))
         .map_err(|e| format!("invalid server_uri {server_uri:?}: {e}"))?
-        .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+        // As grpc-go's xDS client: a ping every 5 minutes, which gRPC servers' default policy accepts (more
+        // frequent pings on a quiet ADS stream get the connection closed with `ENHANCE_YOUR_CALM`).
+        .http2_keep_alive_interval(std::time::Duration::from_secs(300))
         .keep_alive_while_idle(true)
         .connect_timeout(std::time::Duration::from_secs(20));
     let connected = match connector {
