@@ -355,7 +355,21 @@ pub(super) fn string_attribute_head(buf: &mut Vec<u8>, tag: u32, key_text: &str,
 /// common.proto's `KeyValue` with an integer value, field `tag`: written with its lengths known up front.
 pub(super) fn int_attribute(buf: &mut Vec<u8>, tag: u32, key_text: &str, value: i64) {
     let number = value.cast_unsigned();
-    key_value_head(buf, tag, key_text, 1 + varint_length_u64(number));
+    let any_value = 1 + varint_length_u64(number);
+    // The common case, a short key and a one-byte tag: the head in one go.
+    let body = 2 + key_text.len() + 2 + any_value;
+    if let (Ok(tag @ 1..=15), Ok(body @ 0..=127)) = (u8::try_from(tag), u8::try_from(body)) {
+        // Lengths below `body` fit in a byte too.
+        #[allow(clippy::cast_possible_truncation)]
+        let head = [tag << 3 | 2, body, 1 << 3 | 2, key_text.len() as u8];
+        buf.extend_from_slice(&head);
+        buf.extend_from_slice(key_text.as_bytes());
+        #[allow(clippy::cast_possible_truncation)]
+        buf.extend_from_slice(&[2 << 3 | 2, any_value as u8, 3 << 3]);
+        varint_value(buf, number);
+        return;
+    }
+    key_value_head(buf, tag, key_text, any_value);
     buf.push(3 << 3 | WireType::Varint as u8);
     varint_value(buf, number);
 }

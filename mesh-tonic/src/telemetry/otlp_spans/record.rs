@@ -103,9 +103,10 @@ pub(crate) struct SpanRecord {
 /// Writes `record` as trace.proto's `Span`, field `tag` of the enclosing `ScopeSpans`, as opentelemetry-proto's
 /// conversion of the same span's `SpanData` would (see `encode.rs`).
 pub(super) fn span_record(buf: &mut Vec<u8>, tag: u32, record: &SpanRecord) {
+    // Room for the whole span, usually: the writes below then never grow the buffer.
+    buf.reserve(RESERVE);
     let start = begin_long(buf, tag, SPAN_LENGTH);
-    bytes_field(buf, 1, &record.trace_id);
-    bytes_field(buf, 2, &record.span_id);
+    buf.extend_from_slice(&ids(record.trace_id, record.span_id));
     if let Some(state) = &record.trace_state {
         string(buf, 3, state);
     }
@@ -118,16 +119,17 @@ pub(super) fn span_record(buf: &mut Vec<u8>, tag: u32, record: &SpanRecord) {
         SpanName::Owned(name) => &**name,
     };
     string(buf, 5, name);
-    varint(
-        buf,
-        6,
-        match record.kind {
-            RecordKind::Internal => 1,
-            RecordKind::Client => 3,
-        },
-    );
-    fixed64(buf, 7, record.start);
-    fixed64(buf, 8, record.end);
+    let kind = match record.kind {
+        RecordKind::Internal => 1,
+        RecordKind::Client => 3,
+    };
+    if record.start != 0 && record.end != 0 {
+        buf.extend_from_slice(&kind_and_times(kind, record.start, record.end));
+    } else {
+        varint(buf, 6, u64::from(kind));
+        fixed64(buf, 7, record.start);
+        fixed64(buf, 8, record.end);
+    }
     if let SpanName::Rpc(rpc) = &record.name {
         buf.extend_from_slice(&rpc.attributes);
     }
@@ -165,6 +167,42 @@ pub(super) fn span_record(buf: &mut Vec<u8>, tag: u32, record: &SpanRecord) {
     }
     fixed32(buf, 16, flags);
     end_long(buf, start, SPAN_LENGTH);
+}
+
+/// What a span takes, but for long strings.
+const RESERVE: usize = 512;
+
+/// `Span.trace_id` and `Span.span_id` (fields 1 and 2, 16 and 8 bytes), in one piece.
+fn ids(trace_id: [u8; 16], span_id: [u8; 8]) -> [u8; 28] {
+    let mut fields = [0_u8; 28];
+    fields[0] = 1 << 3 | 2;
+    fields[1] = 16;
+    for (slot, byte) in fields.iter_mut().skip(2).zip(trace_id) {
+        *slot = byte;
+    }
+    fields[18] = 2 << 3 | 2;
+    fields[19] = 8;
+    for (slot, byte) in fields.iter_mut().skip(20).zip(span_id) {
+        *slot = byte;
+    }
+    fields
+}
+
+/// `Span.kind` (a one-byte varint) and the non-zero `start_time_unix_nano` and `end_time_unix_nano` (fixed64), in
+/// one piece.
+fn kind_and_times(kind: u8, start: u64, end: u64) -> [u8; 20] {
+    let mut fields = [0_u8; 20];
+    fields[0] = 6 << 3;
+    fields[1] = kind;
+    fields[2] = 7 << 3 | 1;
+    for (slot, byte) in fields.iter_mut().skip(3).zip(start.to_le_bytes()) {
+        *slot = byte;
+    }
+    fields[11] = 8 << 3 | 1;
+    for (slot, byte) in fields.iter_mut().skip(12).zip(end.to_le_bytes()) {
+        *slot = byte;
+    }
+    fields
 }
 
 /// `locality` as `{region="..", zone="..", sub_zone=".."}` (its `Display`, gRFC A78's label), written in place.
