@@ -61,14 +61,14 @@
 //! variables; the queue's size can also be given in code ([`TelemetryConfig::max_queued_spans`]): spans beyond it
 //! are dropped, never waited for. Batches are exported by a task on the runtime the telemetry started in.
 //!
-//! What it costs (the `request_path` bench's `--telemetry` sides, instructions per call of the whole loopback
-//! stack, ~89k without telemetry): about 9k with 1% of traces sampled, of which some 3.7k are h2 sending and
-//! decoding `traceparent` (HPACK Huffman-codes every literal; the name goes as an index into the connection's
-//! table once the table has it, see `spans`), ~1.8k the metrics (most of it the SDK's histogram updates) and the
-//! rest the span ids, the header and their allocations; about 29k with every trace sampled (59k
-//! with opentelemetry-otlp's span exporter, which copied each batch and converted every span to protobuf structs
-//! before encoding them), of which ~7.5k are the export of the call's two spans: ~4.6k encoding them, ~1.1k
-//! dropping them, the rest the batch processor and the gRPC call.
+//! What it costs (the `request_path` bench's `--count` mode under callgrind, instructions per call of the whole
+//! loopback stack, client and server, ~81k without telemetry): about 7.9k with 1% of traces sampled, of which some
+//! 4.2k are `traceparent` on the wire (h2 Huffman-codes every literal it sends and the server decodes it: ~1.8k for
+//! the value alone; the name goes as an index into the connection's table, see `spans`), ~1.3k the metrics (half
+//! of it the SDK's histogram updates, a lock each) and the rest the sampling decision, the ids and the header;
+//! about 13.3k with every trace sampled, the call's two spans adding their recording (clocks, ids, shared strings,
+//! the queue), their encoding and the export call (26.5k when the spans were SDK spans through the SDK's batch
+//! processor; 59k with opentelemetry-otlp's exporter as well).
 
 mod config;
 mod method;
