@@ -45,11 +45,12 @@ impl BatchSettings {
     /// The `OTEL_BSP_*` variables' settings, the SDK's defaults for those unset or not a number (as the SDK
     /// reads them), with `max_queue` instead of the variable's when given. A batch is at most the queue.
     pub(crate) fn from_env(max_queue: Option<usize>) -> Self {
-        let number = |name| {
-            std::env::var(name)
-                .ok()
-                .and_then(|value| value.trim().parse::<u64>().ok())
-        };
+        Self::from_lookup(max_queue, |name| std::env::var(name).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), with variables from `lookup`.
+    fn from_lookup(max_queue: Option<usize>, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let number = |name| lookup(name).and_then(|value| value.trim().parse::<u64>().ok());
         let max_queue = max_queue
             .or_else(|| number("OTEL_BSP_MAX_QUEUE_SIZE").and_then(|n| usize::try_from(n).ok()))
             .unwrap_or(DEFAULT_MAX_QUEUE)
@@ -59,7 +60,9 @@ impl BatchSettings {
             .filter(|n| *n > 0)
             .unwrap_or(DEFAULT_MAX_BATCH)
             .min(max_queue);
-        let delay = number("OTEL_BSP_SCHEDULE_DELAY").map_or(DEFAULT_DELAY, Duration::from_millis);
+        // At least a millisecond: a delay of 0 would have the export task spin.
+        let delay = number("OTEL_BSP_SCHEDULE_DELAY")
+            .map_or(DEFAULT_DELAY, |millis| Duration::from_millis(millis.max(1)));
         Self {
             max_queue,
             max_batch,
@@ -358,5 +361,53 @@ async fn run(shared: Arc<Shared>) {
             shared.exporter.close();
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The variables as the SDK reads them, the queue given in code first, a batch never above the queue and a
+    /// delay never zero.
+    #[test]
+    fn settings_come_from_the_variables_within_bounds() {
+        let vars = [
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            "OTEL_BSP_SCHEDULE_DELAY",
+        ];
+        let with = |values: [Option<&str>; 3], queue: Option<usize>| {
+            BatchSettings::from_lookup(queue, |name| {
+                vars.iter()
+                    .zip(values)
+                    .find(|(var, _)| **var == name)
+                    .and_then(|(_, value)| value.map(str::to_owned))
+            })
+        };
+        assert_eq!(
+            with([None, None, None], None),
+            BatchSettings {
+                max_queue: 2048,
+                max_batch: 512,
+                delay: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(
+            with([Some("100"), Some("1000"), Some("0")], None),
+            BatchSettings {
+                max_queue: 100,
+                max_batch: 100,
+                delay: Duration::from_millis(1)
+            }
+        );
+        assert_eq!(
+            with([Some("100"), Some("not a number"), Some(" 250 ")], Some(10)),
+            BatchSettings {
+                max_queue: 10,
+                max_batch: 10,
+                delay: Duration::from_millis(250)
+            }
+        );
     }
 }
