@@ -234,21 +234,26 @@ impl CallSpan for IdsOnlyCall {
         _attempt: &AttemptSpanStart<'_>,
         headers: &mut HeaderMap,
     ) -> Box<dyn AttemptSpan> {
-        let span_id = RandomIdGenerator::default().new_span_id();
-        inject(
-            &SpanContext::new(
-                self.trace_id,
-                span_id,
-                self.flags,
-                false,
-                self.trace_state.clone(),
-            ),
-            headers,
-        );
+        inject_attempt(self.trace_id, self.flags, &self.trace_state, headers);
         Box::new(IdsOnly)
     }
 
     fn end(self: Box<Self>, _end: SpanEnd<'_>) {}
+}
+
+/// Writes the W3C context of a new attempt of trace `trace_id` on `headers`; returns the attempt's span id.
+fn inject_attempt(
+    trace_id: TraceId,
+    flags: TraceFlags,
+    trace_state: &TraceState,
+    headers: &mut HeaderMap,
+) -> SpanId {
+    let span_id = RandomIdGenerator::default().new_span_id();
+    inject(
+        &SpanContext::new(trace_id, span_id, flags, false, trace_state.clone()),
+        headers,
+    );
+    span_id
 }
 
 /// A recorded call's span, exported as it ends.
@@ -265,16 +270,11 @@ impl CallSpan for RecordedCall {
         attempt: &AttemptSpanStart<'_>,
         headers: &mut HeaderMap,
     ) -> Box<dyn AttemptSpan> {
-        let span_id = RandomIdGenerator::default().new_span_id();
         let parent = &self.record;
-        inject(
-            &SpanContext::new(
-                TraceId::from_bytes(parent.trace_id),
-                span_id,
-                TraceFlags::new(parent.trace_flags),
-                false,
-                self.trace_state.clone(),
-            ),
+        let span_id = inject_attempt(
+            TraceId::from_bytes(parent.trace_id),
+            TraceFlags::new(parent.trace_flags),
+            &self.trace_state,
             headers,
         );
         // The call is recorded, so its attempts are (parent-based: its child; ratio: its trace id).
@@ -309,12 +309,9 @@ impl CallSpan for RecordedCall {
 
     fn end(self: Box<Self>, end: SpanEnd<'_>) {
         let Self {
-            batcher,
-            mut record,
-            ..
+            batcher, record, ..
         } = *self;
-        finish(&mut record, end);
-        batcher.push_record(record);
+        finish(&batcher, record, end);
     }
 }
 
@@ -325,20 +322,16 @@ struct OtelAttempt {
 
 impl AttemptSpan for OtelAttempt {
     fn end(self: Box<Self>, end: SpanEnd<'_>) {
-        let Self {
-            batcher,
-            mut record,
-        } = *self;
-        finish(&mut record, end);
-        batcher.push_record(record);
+        let Self { batcher, record } = *self;
+        finish(&batcher, record, end);
     }
 }
 
-/// Ends `record` now, with the attributes and status of `end` (semantic conventions for RPC):
+/// Ends `record` now and queues it, with the attributes and status of `end` (semantic conventions for RPC):
 /// `rpc.grpc.status_code` once a gRPC status is known, `http.response.status_code` when there is none or the HTTP
 /// status is not 200; an error status for a gRPC status other than OK, an HTTP error status, or a failure (with its
 /// message).
-fn finish(record: &mut SpanRecord, end: SpanEnd<'_>) {
+fn finish(batcher: &SpanBatcher, mut record: SpanRecord, end: SpanEnd<'_>) {
     record.end = now();
     match end {
         SpanEnd::Response {
@@ -358,6 +351,7 @@ fn finish(record: &mut SpanRecord, end: SpanEnd<'_>) {
         }
         _ => {}
     }
+    batcher.push_record(record);
 }
 
 /// Writes `traceparent` (`00-{trace id}-{span id}-{flags}`, W3C Trace Context) and a non-empty `tracestate`: the
