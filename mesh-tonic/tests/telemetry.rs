@@ -461,6 +461,30 @@ async fn a_retried_call_is_one_trace_whose_attempts_carry_traceparent_to_the_ser
         labels(&point.attributes),
         owned(&[("grpc.target", TARGET), ("grpc.lb.backend_service", "main")])
     );
+    // Each attempt's duration in the series of its own status (one after the other on this thread).
+    let durations = receiver
+        .latest_metric("grpc.client.attempt.duration")
+        .unwrap();
+    let Some(Data::Histogram(histogram)) = &durations.metric.data else {
+        panic!("grpc.client.attempt.duration is not a histogram");
+    };
+    let mut by_status: Vec<(String, u64)> = histogram
+        .data_points
+        .iter()
+        .map(|point| {
+            let status = labels(&point.attributes)
+                .into_iter()
+                .find(|(key, _)| key == "grpc.status")
+                .map(|(_, value)| value)
+                .unwrap_or_default();
+            (status, point.count)
+        })
+        .collect();
+    by_status.sort();
+    assert_eq!(
+        by_status,
+        [("OK".to_owned(), 1), ("UNAVAILABLE".to_owned(), 1)]
+    );
     telemetry.shutdown().await.unwrap();
 }
 
