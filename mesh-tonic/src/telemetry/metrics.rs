@@ -1,6 +1,7 @@
 //! [`OtelMetrics`]: the request path's [`Metrics`] as OpenTelemetry instruments, with gRPC's names, units and
 //! labels (gRFC A66, the locality label of A78, the backend-service label of A89) plus the mesh's own counters.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -169,6 +170,18 @@ impl Instruments {
     }
 }
 
+/// A channel's methods.
+type Methods = SeriesMap<Option<Box<str>>, Arc<MethodMetrics>>;
+
+/// A method's metrics as a thread found them last: the channel's map (kept, so that the same pointer is that map),
+/// the request path and its metrics.
+type LastMethod = (Arc<Methods>, Box<str>, Arc<MethodMetrics>);
+
+thread_local! {
+    /// The method metrics this thread found last.
+    static LAST_METHOD: RefCell<Option<LastMethod>> = const { RefCell::new(None) };
+}
+
 /// Label values built once and shared, so recording allocates no strings: one atomic load and a hash lookup per
 /// label (with the short [`LabelHash`], not SipHash: what network input can add is bounded by the limits); a miss
 /// takes a lock once per new value.
@@ -280,7 +293,7 @@ struct Shared {
 pub struct OtelMetrics {
     channel: ChannelLabels,
     /// This channel's metrics per request path (`None`: `other`), each with its bound series.
-    methods: Arc<SeriesMap<Option<Box<str>>, Arc<MethodMetrics>>>,
+    methods: Arc<Methods>,
 }
 
 /// What a channel's series are recorded with: the instruments and label values shared by every channel, and this
@@ -314,6 +327,31 @@ impl OtelMetrics {
     /// This channel's metrics of `method`, bound the first time. A known gRPC path is found by its hash alone; its
     /// shape is checked only when it is new (or past the method limit, then it is `other`).
     fn method(&self, method: &str, grpc: bool) -> Option<Arc<MethodMetrics>> {
+        // The method this thread found last, most often the one asked for again.
+        let last = LAST_METHOD
+            .try_with(|last| {
+                let last = last.try_borrow().ok()?;
+                let (methods, path, found) = last.as_ref()?;
+                (grpc && Arc::ptr_eq(methods, &self.methods) && **path == *method)
+                    .then(|| Arc::clone(found))
+            })
+            .ok()
+            .flatten();
+        if last.is_some() {
+            return last;
+        }
+        let found = self.find_method(method, grpc)?;
+        if grpc {
+            let _ = LAST_METHOD.try_with(|last| {
+                if let Ok(mut last) = last.try_borrow_mut() {
+                    *last = Some((Arc::clone(&self.methods), method.into(), Arc::clone(&found)));
+                }
+            });
+        }
+        Some(found)
+    }
+
+    fn find_method(&self, method: &str, grpc: bool) -> Option<Arc<MethodMetrics>> {
         if grpc {
             let hash = LabelHash::of(method);
             let is = |key: &Option<Box<str>>| key.as_deref() == Some(method);
