@@ -60,6 +60,8 @@ const MAX_SHARED: usize = 1024;
 const TRACEPARENT_BLOCK: usize = 4096;
 
 thread_local! {
+    /// The gRPC method this thread last named a span after, by request path.
+    static LAST_METHOD: RefCell<Option<(Box<str>, Arc<RpcMethod>)>> = const { RefCell::new(None) };
     /// The block this thread cuts `traceparent` values from.
     static TRACEPARENTS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
@@ -101,8 +103,25 @@ impl OtelTracer {
     /// The span name (and for gRPC the attributes) of a request to `path` with `method`.
     fn name(&self, path: &str, method: &http::Method, grpc: bool) -> SpanName {
         if grpc {
-            // A known method is found without splitting its path again.
+            // The method this thread named a span after last (a method's name and attributes depend on its path
+            // alone), then a known method, found without splitting its path again.
+            let last = LAST_METHOD
+                .try_with(|last| {
+                    let last = last.try_borrow().ok()?;
+                    let (last_path, rpc) = last.as_ref()?;
+                    (**last_path == *path).then(|| Arc::clone(rpc))
+                })
+                .ok()
+                .flatten();
+            if let Some(rpc) = last {
+                return SpanName::Rpc(rpc);
+            }
             if let Some(rpc) = self.inner.methods.find(path) {
+                let _ = LAST_METHOD.try_with(|last| {
+                    if let Ok(mut last) = last.try_borrow_mut() {
+                        *last = Some((path.into(), Arc::clone(&rpc)));
+                    }
+                });
                 return SpanName::Rpc(rpc);
             }
             if let Some((service, rpc_method)) = split_grpc_path(path) {
