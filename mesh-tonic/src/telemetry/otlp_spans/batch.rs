@@ -347,6 +347,16 @@ async fn run(shared: Arc<Shared>) {
         }
         spans.clear();
         records.clear();
+        let mut requests = requests;
+        if stop {
+            // Stopped before anyone hears of it: later requests find the task gone at once.
+            let mut pending = shared
+                .requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pending.gone = true;
+            requests.append(&mut pending.waiting);
+        }
         for (_, answer) in requests {
             answer.send(outcome.clone());
         }
