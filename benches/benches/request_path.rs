@@ -14,7 +14,8 @@
 //!
 //! `--telemetry` measures the cost of telemetry instead (issue #7 §5, see [`telemetry_overhead`]): the `mesh` side
 //! with telemetry off, on with every trace sampled, and on with 1% sampled, taking turns in one run, with the
-//! throughput ratios against telemetry off (targets: at least 0.9 sampled, 0.97 at 1%).
+//! throughput ratios against telemetry off (targets: at least 0.9 sampled, 0.97 at 1%), and the same ratios from
+//! the process's CPU time per call.
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -43,6 +44,11 @@ use mesh_core::route::{
 use mesh_core::snapshot::{ClusterConfig, ConfigSnapshot};
 use mesh_tower::{MeshOptions, MeshService};
 use tower::ServiceExt;
+
+/// CPU time from `/proc`, shared with the sidecar bench (which uses the rest of it).
+#[path = "sidecar/cpu.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod cpu;
 
 const URI: &str = "http://greeter/helloworld.Greeter/SayHello";
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
@@ -366,8 +372,11 @@ async fn throughput(client: &Client) -> (f64, u64) {
 }
 
 /// A telemetry side's throughput: its calls over the window (and the calls in flight as it closes) divided by the
-/// time they and the export of their spans took, so that a side's export backlog is its own, not the next side's.
-async fn exported_throughput(side: &TelemetrySide) -> f64 {
+/// time they and the export of their spans took, so that a side's export backlog is its own, not the next side's;
+/// and the process's CPU time per call over the same stretch (`None` where `/proc` cannot be read). CPU time is
+/// what the calls cost whatever else the machine runs; throughput moves with the machine's load too.
+async fn exported_throughput(side: &TelemetrySide) -> (f64, Option<f64>) {
+    let cpu_before = cpu::process(std::process::id());
     let start = Instant::now();
     let (_, calls) = throughput(&side.client).await;
     side.calls.fetch_add(calls, Ordering::Relaxed);
@@ -376,9 +385,12 @@ async fn exported_throughput(side: &TelemetrySide) -> f64 {
         telemetry.flush_spans().await.unwrap();
     }
     let elapsed = start.elapsed();
+    let cpu = cpu_before
+        .zip(cpu::process(std::process::id()))
+        .map(|(before, after)| cpu::micros_per_call(after.saturating_sub(before), calls));
     #[allow(clippy::cast_precision_loss)] // a request count far below 2^52
     let calls = calls as f64;
-    calls / elapsed.as_secs_f64()
+    (calls / elapsed.as_secs_f64(), cpu)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -707,6 +719,7 @@ fn telemetry_overhead(smoke: bool) {
                 .map_or(ROUNDS, |n| n.parse().expect("--rounds N"));
             let mut p50 = vec![Vec::new(); sides.len()];
             let mut rps = vec![Vec::new(); sides.len()];
+            let mut cpu_per_call: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
             for _ in 0..rounds {
                 for (index, side) in sides.iter_mut().enumerate() {
                     let sorted = latencies(&mut side.client).await;
@@ -715,7 +728,9 @@ fn telemetry_overhead(smoke: bool) {
                     p50[index].push(percentile(&sorted, 500).as_secs_f64() * 1e6);
                 }
                 for (index, side) in sides.iter().enumerate() {
-                    rps[index].push(exported_throughput(side).await);
+                    let (rate, cpu) = exported_throughput(side).await;
+                    rps[index].push(rate);
+                    cpu_per_call[index].extend(cpu);
                 }
             }
             // Each round's ratio to the side without telemetry, which ran just before: load that comes and goes
@@ -724,6 +739,13 @@ fn telemetry_overhead(smoke: bool) {
                 .iter()
                 .map(|side| median(side.iter().zip(&rps[0]).map(|(on, off)| on / off).collect()))
                 .collect();
+            // The same from CPU time per call: what the side without telemetry spends per call over what this side
+            // spends, the throughput ratio a machine doing nothing else would see.
+            let cpu_ratios: Vec<f64> = cpu_per_call
+                .iter()
+                .map(|side| median(side.iter().zip(&cpu_per_call[0]).map(|(on, off)| off / on).collect()))
+                .collect();
+            let cpu_per_call: Vec<f64> = cpu_per_call.into_iter().map(median).collect();
             let p50: Vec<f64> = p50.into_iter().map(median).collect();
             let rps: Vec<f64> = rps.into_iter().map(median).collect();
             println!(
@@ -733,12 +755,14 @@ fn telemetry_overhead(smoke: bool) {
             for (index, side) in sides.iter().enumerate() {
                 println!(
                     "  telemetry {:<9} c=1 p50 {:6.1} us | c={CONCURRENCY} {:7.0} req/s | ratio to off {:.3} \
-                     (median of rounds {:.3})",
+                     (median of rounds {:.3}) | CPU {:5.2} us/call, ratio {:.3}",
                     side.name,
                     p50[index],
                     rps[index],
                     rps[index] / rps[0],
-                    ratios[index]
+                    ratios[index],
+                    cpu_per_call[index],
+                    cpu_ratios[index]
                 );
             }
             println!("  targets: >= 0.9 with sampling 1.0, >= 0.97 with 0.01");
