@@ -421,6 +421,15 @@ pub(super) fn begin_long(buf: &mut Vec<u8>, tag: u32, width: usize) -> usize {
 pub(super) fn end_long(buf: &mut Vec<u8>, start: usize, width: usize) {
     let length = buf.len() - start;
     let placeholder = start - width;
+    // A span's usual case, written as it is: seven bits with the continuation bit, then the rest (below 128).
+    if width == 2
+        && (128..16_384).contains(&length)
+        && let Some(slot) = buf.get_mut(placeholder..start)
+    {
+        #[allow(clippy::cast_possible_truncation)] // Both below 256, as the range says.
+        slot.copy_from_slice(&[(length & 0x7f) as u8 | 0x80, (length >> 7) as u8]);
+        return;
+    }
     let mut varint_bytes = [0_u8; 10];
     let mut cursor = &mut varint_bytes[..];
     encode_varint(length as u64, &mut cursor);
