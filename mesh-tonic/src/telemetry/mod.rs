@@ -66,7 +66,7 @@
 //! 4.2k are `traceparent` on the wire (h2 Huffman-codes every literal it sends and the server decodes it: ~1.8k for
 //! the value alone; the name goes as an index into the connection's table, see `spans`), ~1.1k the metrics (half
 //! of it the SDK's histogram updates, a lock each) and the rest the sampling decision, the ids and the header;
-//! about 12.6k with every trace sampled, the call's two spans adding their recording (clocks, ids, shared strings,
+//! about 12.5k with every trace sampled, the call's two spans adding their recording (clocks, ids, shared strings,
 //! the queue), their encoding and the export call (26.5k when the spans were SDK spans through the SDK's batch
 //! processor; 59k with opentelemetry-otlp's exporter as well).
 
