@@ -368,7 +368,7 @@ async fn run(shared: Arc<Shared>) {
                     "spans were dropped: the span queue was full (max_queued_spans, OTEL_BSP_MAX_QUEUE_SIZE)"
                 );
             }
-            shared.exporter.close();
+            let _ = shared.exporter.close();
             return;
         }
     }

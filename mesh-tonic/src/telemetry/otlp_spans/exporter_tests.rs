@@ -16,7 +16,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_sdk::error::OTelSdkError;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
@@ -72,6 +73,13 @@ async fn serve(collector: Arc<Collector>) -> String {
     format!("http://{address}")
 }
 
+/// `batch` exported alone, as the batch processor exports the SDK's spans.
+async fn export(exporter: &OtlpSpanExporter, batch: Vec<SpanData>) -> OTelSdkResult {
+    exporter
+        .export_parts(&batch, &[], &InstrumentationScope::default())
+        .await
+}
+
 fn settings(endpoint: String, timeout: Duration) -> ExporterSettings {
     let mut headers = HeaderMap::new();
     headers.insert("api-key", "secret".parse().unwrap());
@@ -115,11 +123,10 @@ async fn a_batch_reaches_the_collector_with_the_configured_headers() {
     let endpoint = serve(Arc::clone(&collector)).await;
     let exporter = OtlpSpanExporter::new(&settings(endpoint, Duration::from_secs(10))).unwrap();
     // A partial success (one span rejected) is logged, not an error: the rest were taken.
-    exporter
-        .export(vec![span("first"), span("second")])
+    export(&exporter, vec![span("first"), span("second")])
         .await
         .unwrap();
-    exporter.export(vec![span("third")]).await.unwrap();
+    export(&exporter, vec![span("third")]).await.unwrap();
 
     let seen = collector.seen.lock().unwrap();
     let names: Vec<Vec<&str>> = seen
@@ -148,7 +155,7 @@ async fn a_refused_export_is_an_error_and_is_not_retried() {
     let endpoint = serve(Arc::clone(&collector)).await;
     let exporter =
         OtlpSpanExporter::new(&settings(endpoint.clone(), Duration::from_secs(10))).unwrap();
-    let error = exporter.export(vec![span("refused")]).await.unwrap_err();
+    let error = export(&exporter, vec![span("refused")]).await.unwrap_err();
     let OTelSdkError::InternalFailure(message) = error else {
         panic!("an internal failure, got {error:?}");
     };
@@ -165,7 +172,7 @@ async fn an_unavailable_collector_is_retried_then_reported() {
     });
     let endpoint = serve(Arc::clone(&collector)).await;
     let exporter = OtlpSpanExporter::new(&settings(endpoint, Duration::from_secs(10))).unwrap();
-    let error = exporter.export(vec![span("later")]).await.unwrap_err();
+    let error = export(&exporter, vec![span("later")]).await.unwrap_err();
     assert!(
         matches!(error, OTelSdkError::InternalFailure(_)),
         "{error:?}"
@@ -184,7 +191,7 @@ async fn an_export_to_a_closed_port_ends_in_an_error_within_the_timeout() {
     drop(listener);
     let exporter = OtlpSpanExporter::new(&settings(endpoint, Duration::from_millis(300))).unwrap();
     let started = tokio::time::Instant::now();
-    let error = exporter.export(vec![span("lost")]).await.unwrap_err();
+    let error = export(&exporter, vec![span("lost")]).await.unwrap_err();
     assert!(
         matches!(
             error,
@@ -209,10 +216,10 @@ async fn a_shut_down_exporter_exports_nothing() {
     let collector = Arc::new(Collector::default());
     let endpoint = serve(Arc::clone(&collector)).await;
     let exporter = OtlpSpanExporter::new(&settings(endpoint, Duration::from_secs(10))).unwrap();
-    exporter.shutdown().unwrap();
-    let error = exporter.export(vec![span("late")]).await.unwrap_err();
+    exporter.close().unwrap();
+    let error = export(&exporter, vec![span("late")]).await.unwrap_err();
     assert!(matches!(error, OTelSdkError::AlreadyShutdown), "{error:?}");
-    assert!(exporter.shutdown().is_err());
+    assert!(exporter.close().is_err());
     assert!(collector.seen.lock().unwrap().is_empty());
 }
 

@@ -30,7 +30,7 @@ use std::sync::{Mutex, PoisonError};
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SpanData;
 
 pub(crate) use batch::{BatchSettings, SpanBatcher};
 use encode::SpanEncoder;
@@ -38,7 +38,7 @@ pub(crate) use env::ExporterSettings;
 pub(crate) use record::{RecordKind, RecordStatus, RpcMethod, SpanName, SpanRecord};
 use transport::Transport;
 
-/// An OTLP/gRPC span exporter for the SDK's batch span processor; see the [module docs](self).
+/// The OTLP/gRPC span exporter of [`SpanBatcher`]; see the [module docs](self).
 #[derive(Debug)]
 pub(crate) struct OtlpSpanExporter {
     encoder: Mutex<SpanEncoder>,
@@ -59,9 +59,7 @@ impl OtlpSpanExporter {
             transport: Mutex::new(Some(Transport::new(settings)?)),
         })
     }
-}
 
-impl OtlpSpanExporter {
     /// Exports the SDK's `spans` and the request path's `records` (spans of `scope`) in one request.
     pub(crate) async fn export_parts(
         &self,
@@ -86,38 +84,8 @@ impl OtlpSpanExporter {
             .set_resource(resource);
     }
 
-    /// Stops exporting: later exports fail as shut down.
-    pub(crate) fn close(&self) {
-        self.transport
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-    }
-
-    fn transport(&self) -> Result<Transport, OTelSdkError> {
-        self.transport
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or(OTelSdkError::AlreadyShutdown)
-    }
-}
-
-impl SpanExporter for OtlpSpanExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let transport = self.transport()?;
-        // The batch processor exports one batch at a time: the lock is never contended, and is held only to
-        // encode and copy the request out of the reused buffer.
-        let request = self
-            .encoder
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .grpc_message(&batch, &[], &InstrumentationScope::default());
-        drop(batch);
-        transport.export(request).await
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> OTelSdkResult {
+    /// Stops exporting: later exports fail as shut down. An error when it was stopped already.
+    pub(crate) fn close(&self) -> OTelSdkResult {
         self.transport
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -126,11 +94,12 @@ impl SpanExporter for OtlpSpanExporter {
             .ok_or(OTelSdkError::AlreadyShutdown)
     }
 
-    fn set_resource(&mut self, resource: &Resource) {
-        self.encoder
-            .get_mut()
+    fn transport(&self) -> Result<Transport, OTelSdkError> {
+        self.transport
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .set_resource(resource);
+            .clone()
+            .ok_or(OTelSdkError::AlreadyShutdown)
     }
 }
 

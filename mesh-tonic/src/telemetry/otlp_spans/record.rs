@@ -57,7 +57,7 @@ const ATTRIBUTES: u32 = 9;
 pub(crate) enum SpanName {
     Rpc(Arc<RpcMethod>),
     Http(&'static str),
-    /// A method outside the standard ones, or a gRPC method past the shared ones.
+    /// An HTTP method outside the standard ones.
     Owned(Arc<str>),
 }
 

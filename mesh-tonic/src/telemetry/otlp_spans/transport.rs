@@ -34,8 +34,6 @@ struct Inner {
     channel: Channel,
     headers: MetadataMap,
     timeout: Duration,
-    /// The batch processor exports from its own thread: the calls, their timers and backoffs run on this runtime.
-    runtime: tokio::runtime::Handle,
 }
 
 impl Transport {
@@ -62,7 +60,8 @@ impl Transport {
             .user_agent(concat!("mesh-tonic/", env!("CARGO_PKG_VERSION")))
             .map_err(|error| invalid(error.to_string()))?
             .timeout(settings.timeout);
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        // The lazy channel's worker is spawned on the current runtime.
+        tokio::runtime::Handle::try_current().map_err(|_| {
             ExporterBuildError::InternalFailure(
                 "the span exporter must be built inside a tokio runtime".to_owned(),
             )
@@ -73,7 +72,6 @@ impl Transport {
                 channel: endpoint.connect_lazy(),
                 headers: MetadataMap::from_headers(settings.headers.clone()),
                 timeout: settings.timeout,
-                runtime,
             }),
         })
     }
@@ -81,18 +79,10 @@ impl Transport {
     /// Sends `request` (an encoded `ExportTraceServiceRequest`), retrying transient failures, all within the
     /// timeout.
     pub(super) async fn export(&self, request: Bytes) -> OTelSdkResult {
-        let inner = Arc::clone(&self.inner);
-        let task = self.inner.runtime.spawn(async move {
-            let timeout = inner.timeout;
-            tokio::time::timeout(timeout, inner.export_with_retries(request))
-                .await
-                .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
-        });
-        task.await.unwrap_or_else(|_| {
-            Err(OTelSdkError::InternalFailure(
-                "OTLP span export: the runtime stopped the export".to_owned(),
-            ))
-        })
+        let timeout = self.inner.timeout;
+        tokio::time::timeout(timeout, self.inner.export_with_retries(request))
+            .await
+            .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
     }
 }
 
