@@ -27,7 +27,8 @@ pub(super) const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 /// `Span.flags`: the parent is remote (`SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`).
 pub(super) const FLAG_IS_REMOTE: u32 = 0x200;
 
-/// Encodes batches into one buffer reused from batch to batch.
+/// Encodes batches: [`grpc_message`](Self::grpc_message) hands its buffer over as the request and starts the next
+/// batch in a new one of the same capacity.
 #[derive(Debug, Default)]
 pub(crate) struct SpanEncoder {
     /// The encoded request.
@@ -74,8 +75,8 @@ impl SpanEncoder {
         &self.buf
     }
 
-    /// `batch` and `records` as [`encode_with_records`](Self::encode_with_records) encodes them, as a whole gRPC
-    /// message (its 5-byte prefix first): the buffer itself, handed over (a new one of its size is kept).
+    /// `batch` and the request path's `records` (spans of `records_scope`) as one `ExportTraceServiceRequest`, a
+    /// whole gRPC message (its 5-byte prefix first): the buffer itself, handed over (a new one of its size is kept).
     pub(crate) fn grpc_message(
         &mut self,
         batch: &[SpanData],
