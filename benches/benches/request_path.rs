@@ -15,7 +15,8 @@
 //! `--telemetry` measures the cost of telemetry instead (issue #7 §5, see [`telemetry_overhead`]): the `mesh` side
 //! with telemetry off, on with every trace sampled, and on with 1% sampled, taking turns in one run, with the
 //! throughput ratios against telemetry off (targets: at least 0.9 sampled, 0.97 at 1%), and the same ratios from
-//! the process's CPU time per call.
+//! the process's CPU time per call; `--telemetry --identical` runs three sides with telemetry off, for the noise
+//! floor of those ratios on this machine.
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -56,6 +57,11 @@ const LATENCY_REQUESTS: usize = 5_000;
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(2);
 const CONCURRENCY: usize = 64;
 const ROUNDS: usize = 3;
+/// `--telemetry`: the slices each side's share of a round is cut into, the sides taking turns slice by slice (a
+/// multiple of the three sides, so that each runs in each place of the order equally often).
+const SLICES: u32 = 9;
+/// `--telemetry`: the calls each side's new client makes before a round.
+const WARM_UP: u64 = 200;
 
 async fn serve() -> SocketAddr {
     serve_with(|_, _| {
@@ -71,14 +77,15 @@ async fn serve() -> SocketAddr {
 /// An OTLP/gRPC collector that reads each export and throws it away, answering an empty
 /// `Export*ServiceResponse`: the telemetry sides measure the mesh's cost of telemetry (recording, spans, encoding
 /// and sending exports), not a collector's decoding and storing of every span on the same two threads. It counts
-/// the spans it receives (walking the protobuf without decoding it), so that spans the SDK dropped (its batch
-/// queue full) are seen: a ratio must not be bought with dropped spans.
+/// the spans it receives (walking the protobuf where its DATA frames left it, without decoding it or joining the
+/// frames), so that spans the SDK dropped (its batch queue full) are seen: a ratio must not be bought with dropped
+/// spans.
 async fn otlp_sink(spans: Arc<AtomicU64>) -> String {
     let addr = serve_with(move |path, body| {
         if path.ends_with("TraceService/Export")
             && let Some(body) = body
         {
-            spans.fetch_add(count_spans(&body.to_bytes()), Ordering::Relaxed);
+            spans.fetch_add(count_spans(body.aggregate()), Ordering::Relaxed);
         }
         let mut trailers = http::HeaderMap::new();
         trailers.insert(GRPC_STATUS, http::HeaderValue::from_static("0"));
@@ -99,54 +106,72 @@ type ReplyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// The spans in a gRPC-framed OTLP `ExportTraceServiceRequest`: its `resource_spans` (1), their `scope_spans` (2),
 /// their `spans` (2), counted by their keys and lengths.
-fn count_spans(mut body: &[u8]) -> u64 {
+fn count_spans(mut body: impl Buf) -> u64 {
     let mut total = 0;
-    while body.len() >= 5 {
-        let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
-        total += count_fields(&body[5..5 + len], &[1, 2, 2]);
-        body = &body[5 + len..];
+    while body.remaining() >= 5 {
+        body.advance(1);
+        let len = usize::try_from(body.get_u32()).unwrap();
+        total += count_fields(&mut body, len, &[1, 2, 2]);
     }
     total
 }
 
-/// How many fields at `path` (field numbers, one per nesting level) `message` has.
-fn count_fields(mut message: &[u8], path: &[u64]) -> u64 {
+/// How many fields at `path` (field numbers, one per nesting level) the `len`-byte message at the front of
+/// `message` has; the message is consumed.
+fn count_fields(message: &mut impl Buf, mut len: usize, path: &[u64]) -> u64 {
     let Some((&field, deeper)) = path.split_first() else {
+        message.advance(len);
         return 1;
     };
-    let varint = |bytes: &mut &[u8]| {
-        let mut value = 0_u64;
-        for shift in (0..64).step_by(7) {
-            let byte = bytes[0];
-            *bytes = &bytes[1..];
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                break;
-            }
-        }
-        value
-    };
     let mut count = 0;
-    while !message.is_empty() {
-        let key = varint(&mut message);
-        match key & 7 {
+    while len > 0 {
+        let key = varint(message, &mut len);
+        let skip = match key & 7 {
             0 => {
-                varint(&mut message);
+                varint(message, &mut len);
+                0
             }
-            1 => message = &message[8..],
+            1 => 8,
             2 => {
-                let len = usize::try_from(varint(&mut message)).unwrap();
-                let (value, rest) = message.split_at(len);
+                let value = usize::try_from(varint(message, &mut len)).unwrap();
                 if key >> 3 == field {
-                    count += count_fields(value, deeper);
+                    count += count_fields(message, value, deeper);
+                    len -= value;
+                    0
+                } else {
+                    value
                 }
-                message = rest;
             }
-            5 => message = &message[4..],
+            5 => 4,
             wire => unreachable!("wire type {wire} in an OTLP export"),
-        }
+        };
+        message.advance(skip);
+        len -= skip;
     }
     count
+}
+
+/// A varint read from `message`, taken off `len`: from the current chunk at once when it holds the whole varint.
+fn varint(message: &mut impl Buf, len: &mut usize) -> u64 {
+    let mut value = 0_u64;
+    let chunk = message.chunk();
+    if let Some(end) = chunk.iter().take(10).position(|byte| *byte < 0x80) {
+        for (shift, byte) in (0..64).step_by(7).zip(&chunk[..=end]) {
+            value |= u64::from(byte & 0x7f) << shift;
+        }
+        message.advance(end + 1);
+        *len -= end + 1;
+        return value;
+    }
+    for shift in (0..64).step_by(7) {
+        let byte = message.get_u8();
+        *len -= 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            break;
+        }
+    }
+    value
 }
 
 /// A local HTTP/2 server answering every request with `reply(path, body)` once it has read the request's body.
@@ -343,7 +368,7 @@ fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
 }
 
 /// Calls per second at concurrency 64 over the window, and every call made (those in flight as it closed too).
-async fn throughput(client: &Client) -> (f64, u64) {
+async fn throughput(client: &Client, window: Duration) -> (f64, u64) {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -359,7 +384,7 @@ async fn throughput(client: &Client) -> (f64, u64) {
         }));
     }
     let start = Instant::now();
-    tokio::time::sleep(THROUGHPUT_WINDOW).await;
+    tokio::time::sleep(window).await;
     stop.store(true, Ordering::Relaxed);
     let counted = done.load(Ordering::Relaxed);
     let elapsed = start.elapsed();
@@ -371,14 +396,38 @@ async fn throughput(client: &Client) -> (f64, u64) {
     (rate, done.load(Ordering::Relaxed))
 }
 
-/// A telemetry side's throughput: its calls over the window (and the calls in flight as it closes) divided by the
-/// time they and the export of their spans took, so that a side's export backlog is its own, not the next side's;
-/// and the process's CPU time per call over the same stretch (`None` where `/proc` cannot be read). CPU time is
-/// what the calls cost whatever else the machine runs; throughput moves with the machine's load too.
-async fn exported_throughput(side: &TelemetrySide) -> (f64, Option<f64>) {
+/// A slice of a telemetry side's run: its calls over the window (and the calls in flight as it closes), the time
+/// they and the export of their spans took (so that a side's export backlog is its own, not the next side's), and
+/// the process's CPU time over the same stretch (`None` where `/proc` cannot be read). CPU time is what the calls
+/// cost whatever else the machine runs; throughput moves with the machine's load too.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slice {
+    calls: u64,
+    elapsed: Duration,
+    cpu: Option<Duration>,
+}
+
+impl std::ops::AddAssign for Slice {
+    fn add_assign(&mut self, other: Self) {
+        self.calls += other.calls;
+        self.elapsed += other.elapsed;
+        self.cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
+    }
+}
+
+impl Slice {
+    /// Calls a second.
+    fn rate(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)] // a request count far below 2^52
+        let calls = self.calls as f64;
+        calls / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn exported_throughput(side: &TelemetrySide, window: Duration) -> Slice {
     let cpu_before = cpu::process(std::process::id());
     let start = Instant::now();
-    let (_, calls) = throughput(&side.client).await;
+    let (_, calls) = throughput(&side.client, window).await;
     side.calls.fetch_add(calls, Ordering::Relaxed);
     // Its spans, not its metrics: those go every minute, not per call.
     if let Some(telemetry) = &side.telemetry {
@@ -387,10 +436,12 @@ async fn exported_throughput(side: &TelemetrySide) -> (f64, Option<f64>) {
     let elapsed = start.elapsed();
     let cpu = cpu_before
         .zip(cpu::process(std::process::id()))
-        .map(|(before, after)| cpu::micros_per_call(after.saturating_sub(before), calls));
-    #[allow(clippy::cast_precision_loss)] // a request count far below 2^52
-    let calls = calls as f64;
-    (calls / elapsed.as_secs_f64(), cpu)
+        .map(|(before, after)| after.saturating_sub(before));
+    Slice {
+        calls,
+        elapsed,
+        cpu,
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -569,7 +620,7 @@ fn main() {
                 p99[index].push(percentile(&sorted, 990).as_secs_f64() * 1e6);
             }
             for (index, client) in clients.iter().enumerate() {
-                rps[index].push(throughput(client).await.0);
+                rps[index].push(throughput(client, THROUGHPUT_WINDOW).await.0);
             }
         }
         let p50: Vec<f64> = p50.into_iter().map(median).collect();
@@ -609,6 +660,9 @@ fn main() {
 struct TelemetrySide {
     name: &'static str,
     client: Client,
+    /// What its client is built from, for [`reconnect`](Self::reconnect).
+    addr: SocketAddr,
+    options: MeshOptions,
     telemetry: Option<mesh_tonic::telemetry::Telemetry>,
     /// The side's calls, as counted by the code that makes them (not per call: a shared counter would cost every
     /// call a contended atomic).
@@ -619,6 +673,24 @@ struct TelemetrySide {
 }
 
 impl TelemetrySide {
+    /// A new client for the side (a new mesh over the same options and telemetry, so a new connection to the
+    /// server), warmed up. Where a connection's tasks run (on which runtime thread, next to which of the server's)
+    /// stays with it and moved identical sides' throughput up to 8% apart within a run: each round reconnects, so
+    /// that the rounds' median is not one placement's.
+    async fn reconnect(&mut self) {
+        let Client::Traced(_, dispatch) = &self.client else {
+            unreachable!("telemetry sides are traced");
+        };
+        self.client = Client::Traced(
+            mesh_client_with(self.addr, self.options.clone()),
+            dispatch.clone(),
+        );
+        for _ in 0..WARM_UP {
+            self.client.call().await;
+        }
+        self.calls.fetch_add(WARM_UP, Ordering::Relaxed);
+    }
+
     /// Shuts the side's telemetry down (exporting what is left) and says how many spans reached its sink: with
     /// every call sampled, two per call (the call's and its attempt's); fewer means the SDK dropped spans.
     async fn finish(self) {
@@ -660,6 +732,8 @@ async fn telemetry_side(
         return TelemetrySide {
             name,
             client: Client::Traced(mesh_client(addr), tracing::Dispatch::new(subscriber)),
+            addr,
+            options: MeshOptions::default(),
             telemetry: None,
             calls: AtomicU64::new(0),
             spans: Arc::default(),
@@ -675,10 +749,13 @@ async fn telemetry_side(
     let telemetry = Telemetry::start(&config).unwrap();
     let dispatch =
         tracing::Dispatch::new(tracing_subscriber::registry().with(telemetry.tracing_layer()));
-    let service = mesh_client_with(addr, telemetry.apply(MeshOptions::default()));
+    let options = telemetry.apply(MeshOptions::default());
+    let service = mesh_client_with(addr, options.clone());
     TelemetrySide {
         name,
         client: Client::Traced(service, dispatch),
+        addr,
+        options,
         telemetry: Some(telemetry),
         calls: AtomicU64::new(0),
         spans,
@@ -686,10 +763,12 @@ async fn telemetry_side(
     }
 }
 
-/// `--telemetry [--rounds N]`: throughput at concurrency 64 (and p50 at concurrency 1) of the mesh with telemetry
-/// off and on, sides taking turns within each round (3 unless `--rounds` says), each side's time including the
-/// export of its spans (flushed after its window); the ratios are of the median throughputs and, steadier on a busy
-/// machine, the median of each round's ratios.
+/// `--telemetry [--rounds N] [--identical]`: throughput at concurrency 64 (and p50 at concurrency 1) of the mesh
+/// with telemetry off and on. Each round (3 unless `--rounds` says) gives every side a new connection, then cuts
+/// each side's share into [`SLICES`] slices that the sides take turns in, in a rotating order; each side's time
+/// includes the export of its spans (flushed after each slice). The ratios are of the median throughputs and, the
+/// figure to read, the median of each round's ratios. `--identical` runs three sides with telemetry off instead:
+/// their ratios, which would be 1 on a quiet machine, show how far apart this machine puts sides that do the same.
 fn telemetry_overhead(smoke: bool) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -699,7 +778,13 @@ fn telemetry_overhead(smoke: bool) {
     runtime.block_on(async move {
         let addr = serve().await;
         let mut sides = Vec::new();
-        for (name, sampling) in [("off", None), ("on, 1.0", Some(1.0)), ("on, 0.01", Some(0.01))] {
+        let identical = std::env::args().any(|a| a == "--identical");
+        let sides_run = if identical {
+            [("off", None), ("off (2)", None), ("off (3)", None)]
+        } else {
+            [("off", None), ("on, 1.0", Some(1.0)), ("on, 0.01", Some(0.01))]
+        };
+        for (name, sampling) in sides_run {
             sides.push(telemetry_side(addr, name, sampling).await);
         }
         for _ in 0..500 {
@@ -721,16 +806,32 @@ fn telemetry_overhead(smoke: bool) {
             let mut rps = vec![Vec::new(); sides.len()];
             let mut cpu_per_call: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
             for _ in 0..rounds {
+                for side in &mut sides {
+                    side.reconnect().await;
+                }
                 for (index, side) in sides.iter_mut().enumerate() {
                     let sorted = latencies(&mut side.client).await;
                     side.calls
                         .fetch_add(u64::try_from(sorted.len()).unwrap(), Ordering::Relaxed);
                     p50[index].push(percentile(&sorted, 500).as_secs_f64() * 1e6);
                 }
-                for (index, side) in sides.iter().enumerate() {
-                    let (rate, cpu) = exported_throughput(side).await;
-                    rps[index].push(rate);
-                    cpu_per_call[index].extend(cpu);
+                // The sides take turns in short slices, so that the machine's load, which comes and goes over
+                // seconds on a shared machine, falls on all of them alike within the round; and each goes first,
+                // second and third equally often (the order the sides run in is rotated every slice): a side
+                // running after another pays for some of what that one left behind, which measured identical
+                // sides 2% apart when the order was fixed.
+                let mut round = vec![Slice { cpu: Some(Duration::ZERO), ..Slice::default() }; sides.len()];
+                for slice in 0..SLICES as usize {
+                    for turn in 0..sides.len() {
+                        let index = (slice + turn) % sides.len();
+                        round[index] +=
+                            exported_throughput(&sides[index], THROUGHPUT_WINDOW / SLICES).await;
+                    }
+                }
+                for (index, slice) in round.iter().enumerate() {
+                    rps[index].push(slice.rate());
+                    cpu_per_call[index]
+                        .extend(slice.cpu.map(|cpu| cpu::micros_per_call(cpu, slice.calls)));
                 }
             }
             // Each round's ratio to the side without telemetry, which ran just before: load that comes and goes
@@ -749,8 +850,8 @@ fn telemetry_overhead(smoke: bool) {
             let p50: Vec<f64> = p50.into_iter().map(median).collect();
             let rps: Vec<f64> = rps.into_iter().map(median).collect();
             println!(
-                "request_path --telemetry (loopback, 2 runtime threads, medians of {rounds} rounds, sides taking turns, \
-                 spans exported within each side's time)"
+                "request_path --telemetry (loopback, 2 runtime threads, medians of {rounds} rounds, sides taking turns \
+                 in {SLICES} slices a round, spans exported within each side's time)"
             );
             for (index, side) in sides.iter().enumerate() {
                 println!(
@@ -765,7 +866,11 @@ fn telemetry_overhead(smoke: bool) {
                     cpu_ratios[index]
                 );
             }
-            println!("  targets: >= 0.9 with sampling 1.0, >= 0.97 with 0.01");
+            if identical {
+                println!("  identical sides: the ratios are this machine's noise between sides that do the same");
+            } else {
+                println!("  targets: >= 0.9 with sampling 1.0, >= 0.97 with 0.01");
+            }
         }
         for side in sides {
             side.finish().await;

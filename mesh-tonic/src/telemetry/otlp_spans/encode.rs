@@ -11,6 +11,7 @@
 //! varint's extra bytes). Spans are grouped by instrumentation scope with an equality check against the scopes seen
 //! in the batch (usually one), never by hashing.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes};
@@ -27,12 +28,14 @@ pub(super) const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 /// `Span.flags`: the parent is remote (`SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`).
 pub(super) const FLAG_IS_REMOTE: u32 = 0x200;
 
-/// Encodes batches: [`grpc_message`](Self::grpc_message) hands its buffer over as the request and starts the next
-/// batch in a new one of the same capacity.
+/// Encodes batches: [`grpc_message`](Self::grpc_message) hands its buffer over as the request, and gets it back
+/// for a later batch once the request is sent and dropped.
 #[derive(Debug, Default)]
 pub(crate) struct SpanEncoder {
     /// The encoded request.
     buf: Vec<u8>,
+    /// Where the last request's buffer comes back to when the request is dropped.
+    returned: Arc<Mutex<Option<Vec<u8>>>>,
     /// The `Resource` message body (and `ResourceSpans.schema_url`), encoded once.
     resource: Vec<u8>,
     resource_schema_url: String,
@@ -76,13 +79,23 @@ impl SpanEncoder {
     }
 
     /// `batch` and the request path's `records` (spans of `records_scope`) as one `ExportTraceServiceRequest`, a
-    /// whole gRPC message (its 5-byte prefix first): the buffer itself, handed over (a new one of its size is kept).
+    /// whole gRPC message (its 5-byte prefix first): the buffer itself, handed over. Dropping the request (every
+    /// clone of it) hands the buffer back for a later batch, so that exports do not allocate (and, for batches past
+    /// the allocator's threshold, map and fault in) a buffer of a batch's size each.
     pub(crate) fn grpc_message(
         &mut self,
         batch: &[SpanData],
         records: &[SpanRecord],
         records_scope: &InstrumentationScope,
     ) -> Bytes {
+        let returned = self
+            .returned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(returned) = returned {
+            self.buf = returned;
+        }
         self.buf.clear();
         self.buf.extend_from_slice(&[0; 5]);
         self.write(batch, records, records_scope);
@@ -91,11 +104,10 @@ impl SpanEncoder {
         if let Some(prefix) = self.buf.get_mut(1..5) {
             prefix.copy_from_slice(&length.to_be_bytes());
         }
-        let capacity = self.buf.capacity();
-        Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(capacity),
-        ))
+        Bytes::from_owner(Request {
+            buf: std::mem::take(&mut self.buf),
+            returned: Arc::clone(&self.returned),
+        })
     }
 
     fn write(
@@ -162,6 +174,25 @@ impl SpanEncoder {
             last = Some((index, scope));
             self.span_scopes.push(index);
         }
+    }
+}
+
+/// An encoded request's buffer, given back to its encoder when the request is dropped.
+struct Request {
+    buf: Vec<u8>,
+    returned: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl AsRef<[u8]> for Request {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        *self.returned.lock().unwrap_or_else(PoisonError::into_inner) = Some(buf);
     }
 }
 

@@ -181,6 +181,55 @@ fn a_call_and_its_attempt_decode_as_the_sdk_spans_they_replace() {
     check(&[root]);
 }
 
+#[test]
+fn a_request_hands_its_buffer_back_when_dropped_and_keeps_it_while_alive() {
+    let (scope, resource) = (scope(), resource());
+    let mut encoder = SpanEncoder::default();
+    encoder.set_resource(&resource);
+    let call = call();
+    let message = |request: &bytes::Bytes| {
+        let (prefix, body) = request.split_at(5);
+        assert_eq!(prefix[0], 0, "not compressed");
+        assert_eq!(
+            u32::from_be_bytes(prefix[1..5].try_into().unwrap()) as usize,
+            body.len()
+        );
+        ExportTraceServiceRequest::decode(body).unwrap()
+    };
+
+    let first = encoder.grpc_message(&[], std::slice::from_ref(&call), &scope);
+    let decoded = message(&first);
+    let first_buffer = first.as_ptr();
+    // The request is still alive (being sent, or kept for a retry): the next batch goes in another buffer, and
+    // this one is left as it is.
+    let second = encoder.grpc_message(&[], &[call.clone(), attempt(&call)], &scope);
+    assert_ne!(second.as_ptr(), first_buffer);
+    assert_eq!(message(&first), decoded);
+    assert_eq!(
+        message(&second).resource_spans[0].scope_spans[0]
+            .spans
+            .len(),
+        2
+    );
+
+    // Every clone of the first request dropped (a retry's clone too): its buffer is the next batch's.
+    let retry = first.clone();
+    drop(first);
+    drop(retry);
+    let third = encoder.grpc_message(&[], &[attempt(&call)], &scope);
+    assert_eq!(third.as_ptr(), first_buffer);
+    assert_eq!(
+        message(&third).resource_spans[0].scope_spans[0].spans.len(),
+        1
+    );
+    assert_eq!(
+        message(&second).resource_spans[0].scope_spans[0]
+            .spans
+            .len(),
+        2
+    );
+}
+
 proptest! {
     /// Strings of any length (empty, and long enough that a span's length takes three bytes), any codes and
     /// times, a batch of any size.
