@@ -256,7 +256,12 @@ impl CallSpan for IdsOnlyCall {
         _attempt: &AttemptSpanStart<'_>,
         headers: &mut HeaderMap,
     ) -> Box<dyn AttemptSpan> {
-        inject_attempt(self.trace_id, self.flags, &self.trace_state, headers);
+        inject_attempt(
+            self.trace_id.to_bytes(),
+            self.flags.to_u8(),
+            &self.trace_state,
+            headers,
+        );
         Box::new(IdsOnly)
     }
 
@@ -265,16 +270,13 @@ impl CallSpan for IdsOnlyCall {
 
 /// Writes the W3C context of a new attempt of trace `trace_id` on `headers`; returns the attempt's span id.
 fn inject_attempt(
-    trace_id: TraceId,
-    flags: TraceFlags,
+    trace_id: [u8; 16],
+    flags: u8,
     trace_state: &TraceState,
     headers: &mut HeaderMap,
-) -> SpanId {
-    let span_id = RandomIdGenerator::default().new_span_id();
-    inject(
-        &SpanContext::new(trace_id, span_id, flags, false, trace_state.clone()),
-        headers,
-    );
+) -> [u8; 8] {
+    let span_id = RandomIdGenerator::default().new_span_id().to_bytes();
+    inject(trace_id, span_id, flags, trace_state, headers);
     span_id
 }
 
@@ -294,15 +296,15 @@ impl CallSpan for RecordedCall {
     ) -> Box<dyn AttemptSpan> {
         let parent = &self.record;
         let span_id = inject_attempt(
-            TraceId::from_bytes(parent.trace_id),
-            TraceFlags::new(parent.trace_flags),
+            parent.trace_id,
+            parent.trace_flags,
             &self.trace_state,
             headers,
         );
         // The call is recorded, so its attempts are (parent-based: its child; ratio: its trace id).
         let record = SpanRecord {
             trace_id: parent.trace_id,
-            span_id: span_id.to_bytes(),
+            span_id,
             parent_span_id: parent.span_id,
             parent_is_remote: false,
             trace_flags: parent.trace_flags,
@@ -376,27 +378,33 @@ fn finish(batcher: &SpanBatcher, mut record: SpanRecord, end: SpanEnd<'_>) {
     batcher.push_record(record);
 }
 
-/// Writes `traceparent` (`00-{trace id}-{span id}-{flags}`, W3C Trace Context) and a non-empty `tracestate`: the
-/// value is formatted in place, without the propagator's strings, into a slice of this thread's block.
-fn inject(context: &SpanContext, headers: &mut HeaderMap) {
-    if !context.is_valid() {
+/// Writes `traceparent` (`00-{trace id}-{span id}-{flags}`, W3C Trace Context) and a non-empty `tracestate`, for a
+/// valid context (neither id all zeros): the value is formatted in place, without the propagator's strings, into
+/// a slice of this thread's block.
+fn inject(
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+    state: &TraceState,
+    headers: &mut HeaderMap,
+) {
+    if trace_id == [0; 16] || span_id == [0; 8] {
         return;
     }
     let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
     let (_version, rest) = value.split_at_mut(3);
     let (trace, rest) = rest.split_at_mut(32);
-    hex(&context.trace_id().to_bytes(), trace);
-    let (span, flags) = rest.split_at_mut(17);
-    hex(&context.span_id().to_bytes(), span.split_at_mut(1).1);
-    hex(&[context.trace_flags().to_u8()], flags.split_at_mut(1).1);
+    hex(&trace_id, trace);
+    let (span, rest) = rest.split_at_mut(17);
+    hex(&span_id, span.split_at_mut(1).1);
+    hex(&[flags], rest.split_at_mut(1).1);
     if let Some(mut value) = traceparent_value(&value) {
         // Unique per attempt: sent as a literal never indexed (HPACK), so it does not evict the headers every
         // request repeats from the connection's header table, and the server does not store it.
         value.set_sensitive(true);
         headers.insert(TRACEPARENT, value);
     }
-    let state = context.trace_state();
-    if *state != opentelemetry::trace::TraceState::NONE
+    if *state != TraceState::NONE
         && let Ok(value) = HeaderValue::try_from(state.header())
     {
         headers.insert(TRACESTATE, value);
@@ -453,20 +461,18 @@ mod tests {
 
     #[test]
     fn traceparent_is_the_w3c_form_and_values_cut_from_one_block_stay_apart() {
-        let context = |span: u64| {
-            SpanContext::new(
-                TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128),
-                SpanId::from(span),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::NONE,
-            )
-        };
+        let trace = TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128).to_bytes();
         let mut headers = Vec::new();
         // More than a block holds, so the block is refilled while earlier values are still alive.
         for span in 1..=200_u64 {
             let mut map = HeaderMap::new();
-            inject(&context(span), &mut map);
+            inject(
+                trace,
+                SpanId::from(span).to_bytes(),
+                TraceFlags::SAMPLED.to_u8(),
+                &TraceState::NONE,
+                &mut map,
+            );
             headers.push(map);
         }
         for (span, map) in (1..=200_u64).zip(&headers) {
@@ -477,6 +483,28 @@ mod tests {
             );
             assert!(value.is_sensitive());
             assert!(map.get(TRACESTATE).is_none());
+        }
+    }
+
+    #[test]
+    fn tracestate_goes_with_traceparent_and_an_invalid_context_writes_nothing() {
+        let state =
+            TraceState::from_key_value([("rojo", "00f067aa0ba902b7"), ("congo", "t61rcWkgMzE")])
+                .expect("valid trace state");
+        let mut map = HeaderMap::new();
+        inject([0xab; 16], [0xcd; 8], 0, &state, &mut map);
+        assert_eq!(
+            map.get(TRACEPARENT).and_then(|v| v.to_str().ok()),
+            Some("00-abababababababababababababababab-cdcdcdcdcdcdcdcd-00")
+        );
+        assert_eq!(
+            map.get(TRACESTATE).and_then(|v| v.to_str().ok()),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        );
+        for (trace, span) in [([0; 16], [0xcd; 8]), ([0xab; 16], [0; 8])] {
+            let mut map = HeaderMap::new();
+            inject(trace, span, 1, &state, &mut map);
+            assert!(map.is_empty(), "{map:?}");
         }
     }
 }
