@@ -444,9 +444,20 @@ async fn exported_throughput(side: &TelemetrySide, window: Duration) -> Slice {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+fn median(values: Vec<f64>) -> f64 {
+    quartiles(values)[1]
+}
+
+/// The first quartile, the median and the third quartile of `values` (nearest rank).
+fn quartiles(mut values: Vec<f64>) -> [f64; 3] {
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or_default()
+    let at = |quarter: usize| {
+        values
+            .get(values.len() * quarter / 4)
+            .copied()
+            .unwrap_or_default()
+    };
+    [at(1), at(2), at(3)]
 }
 
 /// The three sides.
@@ -805,11 +816,14 @@ fn telemetry_overhead(smoke: bool) {
             let mut p50 = vec![Vec::new(); sides.len()];
             let mut rps = vec![Vec::new(); sides.len()];
             let mut cpu_per_call: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
-            for _ in 0..rounds {
-                for side in &mut sides {
-                    side.reconnect().await;
+            for round in 0..rounds {
+                // New connections and the latency runs, in an order rotated every round as well.
+                let order: Vec<usize> = (0..sides.len()).map(|turn| (round + turn) % sides.len()).collect();
+                for &index in &order {
+                    sides[index].reconnect().await;
                 }
-                for (index, side) in sides.iter_mut().enumerate() {
+                for &index in &order {
+                    let side = &mut sides[index];
                     let sorted = latencies(&mut side.client).await;
                     side.calls
                         .fetch_add(u64::try_from(sorted.len()).unwrap(), Ordering::Relaxed);
@@ -836,15 +850,18 @@ fn telemetry_overhead(smoke: bool) {
             }
             // Each round's ratio to the side without telemetry, which ran just before: load that comes and goes
             // (a busy machine) moves a round's sides together more than it moves whole runs.
-            let ratios: Vec<f64> = rps
+            // With the middle half of the rounds' ratios, for how far one round's figure is from another's.
+            let ratios: Vec<[f64; 3]> = rps
                 .iter()
-                .map(|side| median(side.iter().zip(&rps[0]).map(|(on, off)| on / off).collect()))
+                .map(|side| quartiles(side.iter().zip(&rps[0]).map(|(on, off)| on / off).collect()))
                 .collect();
             // The same from CPU time per call: what the side without telemetry spends per call over what this side
             // spends, the throughput ratio a machine doing nothing else would see.
-            let cpu_ratios: Vec<f64> = cpu_per_call
+            let cpu_ratios: Vec<[f64; 3]> = cpu_per_call
                 .iter()
-                .map(|side| median(side.iter().zip(&cpu_per_call[0]).map(|(on, off)| off / on).collect()))
+                .map(|side| {
+                    quartiles(side.iter().zip(&cpu_per_call[0]).map(|(on, off)| off / on).collect())
+                })
                 .collect();
             let cpu_per_call: Vec<f64> = cpu_per_call.into_iter().map(median).collect();
             let p50: Vec<f64> = p50.into_iter().map(median).collect();
@@ -856,14 +873,19 @@ fn telemetry_overhead(smoke: bool) {
             for (index, side) in sides.iter().enumerate() {
                 println!(
                     "  telemetry {:<9} c=1 p50 {:6.1} us | c={CONCURRENCY} {:7.0} req/s | ratio to off {:.3} \
-                     (median of rounds {:.3}) | CPU {:5.2} us/call, ratio {:.3}",
+                     (median of rounds {:.3}, middle half {:.3}-{:.3}) | CPU {:5.2} us/call, ratio {:.3} \
+                     ({:.3}-{:.3})",
                     side.name,
                     p50[index],
                     rps[index],
                     rps[index] / rps[0],
-                    ratios[index],
+                    ratios[index][1],
+                    ratios[index][0],
+                    ratios[index][2],
                     cpu_per_call[index],
-                    cpu_ratios[index]
+                    cpu_ratios[index][1],
+                    cpu_ratios[index][0],
+                    cpu_ratios[index][2],
                 );
             }
             if identical {
