@@ -685,16 +685,14 @@ struct TelemetrySide {
 
 impl TelemetrySide {
     /// A new client for the side (a new mesh over the same options and telemetry, so a new connection to the
-    /// server), warmed up. Where a connection's tasks run (on which runtime thread, next to which of the server's)
-    /// stays with it and moved identical sides' throughput up to 8% apart within a run: each round reconnects, so
-    /// that the rounds' median is not one placement's.
+    /// server, and a new subscriber), warmed up. What a side's connection and objects land on stays with them
+    /// (which runtime thread runs its connection's tasks, next to which of the server's; which cache lines its
+    /// reference counts share): that moved identical sides' throughput up to 8% apart for a whole run. Each round
+    /// rebuilds them, so that the rounds' median is not one placement's.
     async fn reconnect(&mut self) {
-        let Client::Traced(_, dispatch) = &self.client else {
-            unreachable!("telemetry sides are traced");
-        };
         self.client = Client::Traced(
             mesh_client_with(self.addr, self.options.clone()),
-            dispatch.clone(),
+            side_dispatch(self.telemetry.as_ref()),
         );
         for _ in 0..WARM_UP {
             self.client.call().await;
@@ -726,23 +724,34 @@ impl TelemetrySide {
     }
 }
 
+/// A side's subscriber: the telemetry's layer over a registry, or without telemetry a registry that takes INFO and
+/// above as the telemetry's layer does (so the request path's DEBUG spans are off on both).
+fn side_dispatch(telemetry: Option<&mesh_tonic::telemetry::Telemetry>) -> tracing::Dispatch {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    match telemetry {
+        Some(telemetry) => {
+            tracing::Dispatch::new(tracing_subscriber::registry().with(telemetry.tracing_layer()))
+        }
+        None => tracing::Dispatch::new(
+            tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO),
+        ),
+    }
+}
+
 async fn telemetry_side(
     addr: SocketAddr,
     name: &'static str,
     sampling: Option<f64>,
 ) -> TelemetrySide {
     use mesh_tonic::telemetry::{Sampling, Telemetry, TelemetryConfig};
-    use tracing_subscriber::layer::SubscriberExt;
 
     // Each side's subscriber is installed around each of its calls (the sides share the runtime's threads), which
-    // costs every poll a dispatcher switch: the side without telemetry pays it too, with a registry that takes
-    // INFO and above as the telemetry's layer does (so the request path's DEBUG spans are off on both).
+    // costs every poll a dispatcher switch: the side without telemetry pays it too (see `side_dispatch`).
     let Some(ratio) = sampling else {
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO);
         return TelemetrySide {
             name,
-            client: Client::Traced(mesh_client(addr), tracing::Dispatch::new(subscriber)),
+            client: Client::Traced(mesh_client(addr), side_dispatch(None)),
             addr,
             options: MeshOptions::default(),
             telemetry: None,
@@ -758,13 +767,11 @@ async fn telemetry_side(
     // drops when the export thread is kept off the CPU would flatter the ratio (the sides report what was dropped).
     config.max_queued_spans = Some(1 << 17);
     let telemetry = Telemetry::start(&config).unwrap();
-    let dispatch =
-        tracing::Dispatch::new(tracing_subscriber::registry().with(telemetry.tracing_layer()));
     let options = telemetry.apply(MeshOptions::default());
     let service = mesh_client_with(addr, options.clone());
     TelemetrySide {
         name,
-        client: Client::Traced(service, dispatch),
+        client: Client::Traced(service, side_dispatch(Some(&telemetry))),
         addr,
         options,
         telemetry: Some(telemetry),
