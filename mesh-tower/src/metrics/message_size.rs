@@ -7,6 +7,7 @@
 //! size is the sum of the payloads, prefixes left out. [`GrpcMessageBytes`] reads that sum from a byte stream cut
 //! anywhere by HTTP/2 DATA frames, with no allocation and no copy beyond the 5 prefix bytes.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,15 +69,58 @@ impl GrpcMessageBytes {
 /// The total of a [`MessageBytesCounter`], readable while the counter is with another task (a request body
 /// with the connection's task, for instance). The counter counts alone, with its own [`GrpcMessageBytes`] (nothing
 /// shared per byte), and publishes the total with one release store per data frame. Made once per attempt or call,
-/// and only when something records message sizes.
-#[derive(Debug, Clone, Default)]
-pub struct MessageBytesTotal(Arc<AtomicU64>);
+/// and only when something records message sizes; the shared cell of a total nobody holds any more is kept by the
+/// thread that dropped it (a few dozen at most) for the next one made there, so that steady traffic does not
+/// allocate one per call.
+#[derive(Debug, Clone)]
+pub struct MessageBytesTotal(Option<Arc<AtomicU64>>);
+
+/// The most cells a thread keeps for reuse.
+const SPARE_CELLS: usize = 64;
+
+thread_local! {
+    /// Cells of dropped totals, for the next totals made on this thread.
+    static SPARE: RefCell<Vec<Arc<AtomicU64>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Default for MessageBytesTotal {
+    /// A total of 0, in a cell this thread kept when there is one.
+    fn default() -> Self {
+        let spare = SPARE
+            .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten();
+        Self(Some(spare.map_or_else(Arc::default, |cell| {
+            cell.store(0, Ordering::Relaxed);
+            cell
+        })))
+    }
+}
 
 impl MessageBytesTotal {
     /// The message bytes counted so far.
     #[must_use]
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.0
+            .as_ref()
+            .map_or(0, |cell| cell.load(Ordering::Acquire))
+    }
+}
+
+impl Drop for MessageBytesTotal {
+    fn drop(&mut self) {
+        // The last holder (no clone left anywhere, so none can be made) keeps the cell on this thread.
+        if let Some(cell) = self.0.take()
+            && Arc::strong_count(&cell) == 1
+        {
+            let _ = SPARE.try_with(|spare| {
+                if let Ok(mut spare) = spare.try_borrow_mut()
+                    && spare.len() < SPARE_CELLS
+                {
+                    spare.push(cell);
+                }
+            });
+        }
     }
 }
 
@@ -104,7 +148,9 @@ impl MessageBytesCounter {
     /// Counts the next piece of the stream.
     pub fn feed(&mut self, data: &[u8]) {
         self.count.feed(data);
-        self.shared.0.store(self.count.total(), Ordering::Release);
+        if let Some(cell) = &self.shared.0 {
+            cell.store(self.count.total(), Ordering::Release);
+        }
     }
 }
 
@@ -144,6 +190,29 @@ mod tests {
         assert_eq!(handle.get(), 2);
         counter.feed(&stream()[7..]);
         assert_eq!(handle.get(), 5);
+    }
+
+    #[test]
+    fn a_cell_is_reused_only_once_nobody_holds_it_and_starts_again_from_zero() {
+        let (mut counter, handle) = MessageBytesCounter::new();
+        counter.feed(&stream());
+        let cell = |total: &MessageBytesTotal| Arc::as_ptr(total.0.as_ref().expect("a cell"));
+        let first = cell(&handle);
+        // The handle still holds the cell (and a clone of it): a new total gets another one.
+        let copy = handle.clone();
+        drop(counter);
+        drop(handle);
+        let (_, other) = MessageBytesCounter::new();
+        assert_ne!(cell(&other), first);
+        assert_eq!(copy.get(), 5, "the held total is untouched");
+        // The last holder gone, the next total on this thread takes the cell, back at 0.
+        drop(copy);
+        let (mut counter, reused) = MessageBytesCounter::new();
+        assert_eq!(cell(&reused), first);
+        assert_eq!(reused.get(), 0);
+        counter.feed(&stream()[..7]);
+        assert_eq!(reused.get(), 2);
+        assert_eq!(other.get(), 0);
     }
 
     proptest::proptest! {
