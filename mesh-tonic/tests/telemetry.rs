@@ -568,8 +568,8 @@ async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
     use tracing_subscriber::layer::SubscriberExt;
 
     let receiver = OtlpReceiver::start().await.unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let server = flaky_server(Arc::clone(&seen)).await;
+    let server_log = Arc::new(Mutex::new(Vec::new()));
+    let server = flaky_server(Arc::clone(&server_log)).await;
     let region =
         Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
     let xds = xds_server(single_cluster(vec![region])).await;
@@ -597,7 +597,7 @@ async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
         receiver.spans()
     );
     // Both attempts still carried one trace id, flagged not sampled, so the server's decision follows the client's.
-    let seen = seen.lock().unwrap().clone();
+    let seen = server_log.lock().unwrap().clone();
     let parents: Vec<Vec<&str>> = seen
         .iter()
         .map(|s| {
@@ -620,6 +620,27 @@ async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
     );
     assert_eq!(first.get(3), Some(&"00"));
     assert_eq!(second.get(3), Some(&"00"));
+
+    // The next call (on this same thread, where the first call's span is kept for reuse) is a trace of its own.
+    say_hello(&mut client).await;
+    let seen = server_log.lock().unwrap().clone();
+    let next: Vec<Vec<&str>> = seen[2..]
+        .iter()
+        .map(|s| {
+            s.traceparent
+                .as_deref()
+                .unwrap_or_default()
+                .split('-')
+                .collect()
+        })
+        .collect();
+    let [third, fourth] = &next[..] else {
+        panic!("two more requests expected at the server: {seen:?}");
+    };
+    assert_eq!(third.get(1), fourth.get(1), "one trace: {seen:?}");
+    assert_ne!(third.get(1), first.get(1), "a new trace per call: {seen:?}");
+    assert_eq!(third.get(3), Some(&"00"));
+    assert_eq!(fourth.get(3), Some(&"00"));
     telemetry.shutdown().await.unwrap();
 }
 

@@ -202,7 +202,7 @@ impl CallTracer for OtelTracer {
                 )
             });
         let Some(batcher) = self.inner.batcher.as_ref().filter(|_| sampled) else {
-            return Box::new(IdsOnlyCall {
+            return IdsOnlyCall::boxed(IdsOnlyCall {
                 trace_id,
                 flags,
                 trace_state,
@@ -243,6 +243,33 @@ struct IdsOnlyCall {
     trace_state: TraceState,
 }
 
+/// The most ids-only call spans' boxes a thread keeps for reuse.
+const SPARE_IDS_ONLY: usize = 64;
+
+thread_local! {
+    /// Boxes of ended ids-only call spans, for the next ones started on this thread: most calls are not sampled,
+    /// and the box is all their span would allocate.
+    #[allow(clippy::vec_box)] // The boxes (allocations) themselves are what is kept.
+    static SPARE_CALLS: RefCell<Vec<Box<IdsOnlyCall>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl IdsOnlyCall {
+    /// `call` in a box this thread kept when there is one.
+    fn boxed(call: Self) -> Box<dyn CallSpan> {
+        let spare = SPARE_CALLS
+            .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten();
+        match spare {
+            Some(mut spare) => {
+                *spare = call;
+                spare
+            }
+            None => Box::new(call),
+        }
+    }
+}
+
 /// The span of an attempt that is not recorded: nothing to end (and nothing allocated for it).
 struct IdsOnly;
 
@@ -265,7 +292,17 @@ impl CallSpan for IdsOnlyCall {
         Box::new(IdsOnly)
     }
 
-    fn end(self: Box<Self>, _end: SpanEnd<'_>) {}
+    fn end(mut self: Box<Self>, _end: SpanEnd<'_>) {
+        // Kept for the next unsampled call on this thread, without the parent's trace state.
+        self.trace_state = TraceState::NONE;
+        let _ = SPARE_CALLS.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut()
+                && spare.len() < SPARE_IDS_ONLY
+            {
+                spare.push(self);
+            }
+        });
+    }
 }
 
 /// Writes the W3C context of a new attempt of trace `trace_id` on `headers`; returns the attempt's span id.
