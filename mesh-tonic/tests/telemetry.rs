@@ -564,6 +564,63 @@ async fn a_call_made_inside_an_application_span_is_its_child() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn calls_one_after_another_on_one_thread_each_record_their_own_spans() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let server = flaky_server(Arc::new(Mutex::new(Vec::new()))).await;
+    let region =
+        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
+    let xds = xds_server(single_cluster(vec![region])).await;
+    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let telemetry = mesh.telemetry().unwrap();
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    // One thread: each call's and attempt's span goes into the box of one that ended before it.
+    for _ in 0..3 {
+        say_hello(&mut client).await;
+    }
+    telemetry.flush().await.unwrap();
+
+    let spans = receiver
+        .wait_for_spans(PATIENCE, |spans| {
+            spans.iter().filter(|s| is_attempt(s)).count() >= 6
+                && spans.iter().filter(|s| is_call(s)).count() >= 3
+        })
+        .await
+        .unwrap();
+    let calls: Vec<&ReceivedSpan> = spans.iter().filter(|s| is_call(s)).collect();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    let mut traces: Vec<String> = calls.iter().map(|call| call.trace_id()).collect();
+    traces.sort();
+    traces.dedup();
+    assert_eq!(traces.len(), 3, "a trace per call: {calls:#?}");
+    for call in calls {
+        assert_eq!(call.parent_span_id(), "");
+        let mut attempts: Vec<&ReceivedSpan> = spans
+            .iter()
+            .filter(|s| is_attempt(s) && s.parent_span_id() == call.span_id())
+            .collect();
+        attempts.sort_by_key(|s| s.attribute("attempt"));
+        let [first, second] = attempts[..] else {
+            panic!("two attempts of {call:#?} expected: {spans:#?}");
+        };
+        for (number, attempt) in [first, second].into_iter().enumerate() {
+            assert_eq!(attempt.trace_id(), call.trace_id());
+            assert_eq!(attempt.attribute("attempt"), Some(number.to_string()));
+            assert!(attempt.span.end_time_unix_nano >= attempt.span.start_time_unix_nano);
+        }
+        assert_eq!(
+            first.attribute("rpc.grpc.status_code").as_deref(),
+            Some("14")
+        );
+        assert_eq!(
+            second.attribute("rpc.grpc.status_code").as_deref(),
+            Some("0")
+        );
+        assert_eq!(call.attribute("rpc.grpc.status_code").as_deref(), Some("0"));
+    }
+    telemetry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
     use tracing_subscriber::layer::SubscriberExt;
 

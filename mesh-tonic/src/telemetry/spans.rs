@@ -19,7 +19,9 @@
 //! there is no gRPC status or the HTTP status is not 200) as they end; the call INTERNAL with `cluster` (and
 //! `route` when named), each attempt a CLIENT child of the call with `attempt`, `cluster`, `locality` and
 //! `endpoint`. An error status for a gRPC status other than OK, an HTTP error status, or a failure, whose message
-//! is the status's description. The strings every span of a method or route repeats are built once and shared
+//! is the status's description. Each thread keeps the boxes of the spans that ended on it (a few dozen of each
+//! kind, emptied: no record, batcher or trace state) for the next spans started there, so that spans allocate
+//! nothing per call once traffic flows. The strings every span of a method or route repeats are built once and shared
 //! (bounded as the metrics' labels are: the first [`DEFAULT_MAX_METHODS`] methods, the first [`MAX_SHARED`]
 //! routes; later ones are each span's own); an attempt's locality is written out as its batch is encoded.
 //!
@@ -33,6 +35,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::thread::LocalKey;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
@@ -202,11 +205,14 @@ impl CallTracer for OtelTracer {
                 )
             });
         let Some(batcher) = self.inner.batcher.as_ref().filter(|_| sampled) else {
-            return IdsOnlyCall::boxed(IdsOnlyCall {
-                trace_id,
-                flags,
-                trace_state,
-            });
+            return reuse::<IdsOnlyCall>(
+                &SPARE_IDS_ONLY,
+                IdsOnlyCall {
+                    trace_id,
+                    flags,
+                    trace_state,
+                },
+            );
         };
         let record = SpanRecord {
             trace_id: trace_id.to_bytes(),
@@ -226,11 +232,14 @@ impl CallTracer for OtelTracer {
             http_status: None,
             status: RecordStatus::Unset,
         };
-        Box::new(RecordedCall {
-            batcher: batcher.clone(),
-            trace_state,
-            record,
-        })
+        reuse::<RecordedCall>(
+            &SPARE_CALLS,
+            RecordedCall {
+                batcher: Some(batcher.clone()),
+                trace_state,
+                record: Some(record),
+            },
+        )
     }
 }
 
@@ -243,31 +252,44 @@ struct IdsOnlyCall {
     trace_state: TraceState,
 }
 
-/// The most ids-only call spans' boxes a thread keeps for reuse.
-const SPARE_IDS_ONLY: usize = 64;
+/// The most boxes of each kind of span a thread keeps for reuse.
+const SPARE_BOXES: usize = 64;
 
 thread_local! {
-    /// Boxes of ended ids-only call spans, for the next ones started on this thread: most calls are not sampled,
-    /// and the box is all their span would allocate.
-    #[allow(clippy::vec_box)] // The boxes (allocations) themselves are what is kept.
-    static SPARE_CALLS: RefCell<Vec<Box<IdsOnlyCall>>> = const { RefCell::new(Vec::new()) };
+    // Boxes of ended spans, for the next ones started on this thread, so that spans allocate nothing per call once
+    // traffic flows (the boxes themselves are what is kept). A kept box holds no batcher, trace state or record.
+    #[allow(clippy::vec_box)]
+    static SPARE_IDS_ONLY: RefCell<Vec<Box<IdsOnlyCall>>> = const { RefCell::new(Vec::new()) };
+    #[allow(clippy::vec_box)]
+    static SPARE_CALLS: RefCell<Vec<Box<RecordedCall>>> = const { RefCell::new(Vec::new()) };
+    #[allow(clippy::vec_box)]
+    static SPARE_ATTEMPTS: RefCell<Vec<Box<OtelAttempt>>> = const { RefCell::new(Vec::new()) };
 }
 
-impl IdsOnlyCall {
-    /// `call` in a box this thread kept when there is one.
-    fn boxed(call: Self) -> Box<dyn CallSpan> {
-        let spare = SPARE_CALLS
-            .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
-            .ok()
-            .flatten();
-        match spare {
-            Some(mut spare) => {
-                *spare = call;
-                spare
-            }
-            None => Box::new(call),
+/// `value` in a box from `spare` when it has one, or a new box.
+fn reuse<T: 'static>(spare: &'static LocalKey<RefCell<Vec<Box<T>>>>, value: T) -> Box<T> {
+    let kept = spare
+        .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten();
+    match kept {
+        Some(mut kept) => {
+            *kept = value;
+            kept
         }
+        None => Box::new(value),
     }
+}
+
+/// Keeps `emptied` (a span whose contents were taken) in `spare` unless it is full.
+fn keep<T: 'static>(spare: &'static LocalKey<RefCell<Vec<Box<T>>>>, emptied: Box<T>) {
+    let _ = spare.try_with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut()
+            && spare.len() < SPARE_BOXES
+        {
+            spare.push(emptied);
+        }
+    });
 }
 
 /// The span of an attempt that is not recorded: nothing to end (and nothing allocated for it).
@@ -293,15 +315,8 @@ impl CallSpan for IdsOnlyCall {
     }
 
     fn end(mut self: Box<Self>, _end: SpanEnd<'_>) {
-        // Kept for the next unsampled call on this thread, without the parent's trace state.
         self.trace_state = TraceState::NONE;
-        let _ = SPARE_CALLS.try_with(|spare| {
-            if let Ok(mut spare) = spare.try_borrow_mut()
-                && spare.len() < SPARE_IDS_ONLY
-            {
-                spare.push(self);
-            }
-        });
+        keep(&SPARE_IDS_ONLY, self);
     }
 }
 
@@ -317,12 +332,13 @@ fn inject_attempt(
     span_id
 }
 
-/// A recorded call's span, exported as it ends.
+/// A recorded call's span, exported as it ends. Its batcher and record are `None` only once it ended (its box
+/// kept for reuse).
 struct RecordedCall {
-    batcher: SpanBatcher,
+    batcher: Option<SpanBatcher>,
     /// The parent's, for the attempts' `tracestate`.
     trace_state: TraceState,
-    record: SpanRecord,
+    record: Option<SpanRecord>,
 }
 
 impl CallSpan for RecordedCall {
@@ -331,7 +347,9 @@ impl CallSpan for RecordedCall {
         attempt: &AttemptSpanStart<'_>,
         headers: &mut HeaderMap,
     ) -> Box<dyn AttemptSpan> {
-        let parent = &self.record;
+        let (Some(batcher), Some(parent)) = (&self.batcher, &self.record) else {
+            return Box::new(IdsOnly);
+        };
         let span_id = inject_attempt(
             parent.trace_id,
             parent.trace_flags,
@@ -362,29 +380,36 @@ impl CallSpan for RecordedCall {
             http_status: None,
             status: RecordStatus::Unset,
         };
-        Box::new(OtelAttempt {
-            batcher: self.batcher.clone(),
-            record,
-        })
+        reuse::<OtelAttempt>(
+            &SPARE_ATTEMPTS,
+            OtelAttempt {
+                batcher: Some(batcher.clone()),
+                record: Some(record),
+            },
+        )
     }
 
-    fn end(self: Box<Self>, end: SpanEnd<'_>) {
-        let Self {
-            batcher, record, ..
-        } = *self;
-        finish(&batcher, record, end);
+    fn end(mut self: Box<Self>, end: SpanEnd<'_>) {
+        if let (Some(batcher), Some(record)) = (self.batcher.take(), self.record.take()) {
+            finish(&batcher, record, end);
+        }
+        self.trace_state = TraceState::NONE;
+        keep(&SPARE_CALLS, self);
     }
 }
 
+/// A recorded attempt's span; as [`RecordedCall`]'s, its batcher and record are `None` only once it ended.
 struct OtelAttempt {
-    batcher: SpanBatcher,
-    record: SpanRecord,
+    batcher: Option<SpanBatcher>,
+    record: Option<SpanRecord>,
 }
 
 impl AttemptSpan for OtelAttempt {
-    fn end(self: Box<Self>, end: SpanEnd<'_>) {
-        let Self { batcher, record } = *self;
-        finish(&batcher, record, end);
+    fn end(mut self: Box<Self>, end: SpanEnd<'_>) {
+        if let (Some(batcher), Some(record)) = (self.batcher.take(), self.record.take()) {
+            finish(&batcher, record, end);
+        }
+        keep(&SPARE_ATTEMPTS, self);
     }
 }
 
