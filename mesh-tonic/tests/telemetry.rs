@@ -343,6 +343,17 @@ async fn answer(
         .unwrap()
 }
 
+/// A collector, an xDS server whose one cluster is a [`flaky_server`], and a mesh over them.
+async fn flaky_mesh() -> (OtlpReceiver, mesh_xds_server::XdsServer, Mesh) {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let server = flaky_server(Arc::new(Mutex::new(Vec::new()))).await;
+    let region =
+        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
+    let xds = xds_server(single_cluster(vec![region])).await;
+    let mesh = mesh(xds.local_addr(), &receiver).await;
+    (receiver, xds, mesh)
+}
+
 fn is_call(span: &ReceivedSpan) -> bool {
     span.name() == METHOD && span.span.kind == SpanKind::Internal as i32
 }
@@ -565,12 +576,7 @@ async fn a_call_made_inside_an_application_span_is_its_child() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn calls_one_after_another_on_one_thread_each_record_their_own_spans() {
-    let receiver = OtlpReceiver::start().await.unwrap();
-    let server = flaky_server(Arc::new(Mutex::new(Vec::new()))).await;
-    let region =
-        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
-    let xds = xds_server(single_cluster(vec![region])).await;
-    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let (receiver, _xds, mesh) = flaky_mesh().await;
     let telemetry = mesh.telemetry().unwrap();
     let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
     // One thread: each call's and attempt's span goes into the box of one that ended before it.
@@ -620,6 +626,19 @@ async fn calls_one_after_another_on_one_thread_each_record_their_own_spans() {
     telemetry.shutdown().await.unwrap();
 }
 
+/// The `-`-separated fields of each request's `traceparent` (none for a request without one).
+fn traceparent_fields(seen: &[Seen]) -> Vec<Vec<&str>> {
+    seen.iter()
+        .map(|s| {
+            s.traceparent
+                .as_deref()
+                .unwrap_or_default()
+                .split('-')
+                .collect()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
     use tracing_subscriber::layer::SubscriberExt;
@@ -655,16 +674,7 @@ async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
     );
     // Both attempts still carried one trace id, flagged not sampled, so the server's decision follows the client's.
     let seen = server_log.lock().unwrap().clone();
-    let parents: Vec<Vec<&str>> = seen
-        .iter()
-        .map(|s| {
-            s.traceparent
-                .as_deref()
-                .unwrap_or_default()
-                .split('-')
-                .collect()
-        })
-        .collect();
+    let parents = traceparent_fields(&seen);
     let [first, second] = &parents[..] else {
         panic!("two requests expected at the server: {seen:?}");
     };
@@ -681,16 +691,7 @@ async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
     // The next call (on this same thread, where the first call's span is kept for reuse) is a trace of its own.
     say_hello(&mut client).await;
     let seen = server_log.lock().unwrap().clone();
-    let next: Vec<Vec<&str>> = seen[2..]
-        .iter()
-        .map(|s| {
-            s.traceparent
-                .as_deref()
-                .unwrap_or_default()
-                .split('-')
-                .collect()
-        })
-        .collect();
+    let next = traceparent_fields(&seen[2..]);
     let [third, fourth] = &next[..] else {
         panic!("two more requests expected at the server: {seen:?}");
     };
@@ -705,12 +706,7 @@ async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
 async fn plain_http_calls_are_labelled_other_so_paths_do_not_become_labels() {
     use tower::ServiceExt;
 
-    let receiver = OtlpReceiver::start().await.unwrap();
-    let server = flaky_server(Arc::new(Mutex::new(Vec::new()))).await;
-    let region =
-        Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
-    let xds = xds_server(single_cluster(vec![region])).await;
-    let mesh = mesh(xds.local_addr(), &receiver).await;
+    let (receiver, _xds, mesh) = flaky_mesh().await;
     let client = mesh.http_client(TARGET).unwrap();
     for item in 0..3 {
         let request = Request::get(format!("/items/{item}"))
