@@ -273,11 +273,12 @@ async fn calls_are_measured_with_grpc_metric_names_units_and_labels() {
 #[derive(Debug, Clone)]
 struct Seen {
     traceparent: Option<String>,
+    tracestate: Option<String>,
     previous_attempts: Option<String>,
 }
 
 /// A gRPC server on 127.0.0.1 that fails every first attempt with UNAVAILABLE and answers retries (requests with
-/// `grpc-previous-rpc-attempts`) with a `HelloReply`, recording each request's `traceparent`.
+/// `grpc-previous-rpc-attempts`) with a `HelloReply`, recording each request's `traceparent` and `tracestate`.
 async fn flaky_server(seen: Arc<Mutex<Vec<Seen>>>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -311,6 +312,7 @@ async fn answer(
     };
     let record = Seen {
         traceparent: header("traceparent"),
+        tracestate: header("tracestate"),
         previous_attempts: header("grpc-previous-rpc-attempts"),
     };
     let retry = record.previous_attempts.is_some();
@@ -343,10 +345,12 @@ async fn answer(
         .unwrap()
 }
 
-/// A collector, an xDS server whose one cluster is a [`flaky_server`], and a mesh over them.
-async fn flaky_mesh() -> (OtlpReceiver, mesh_xds_server::XdsServer, Mesh) {
+/// A collector, an xDS server whose one cluster is a [`flaky_server`] recording into `seen`, and a mesh over them.
+async fn flaky_mesh(
+    seen: Arc<Mutex<Vec<Seen>>>,
+) -> (OtlpReceiver, mesh_xds_server::XdsServer, Mesh) {
     let receiver = OtlpReceiver::start().await.unwrap();
-    let server = flaky_server(Arc::new(Mutex::new(Vec::new()))).await;
+    let server = flaky_server(seen).await;
     let region =
         Locality::new("us-east", "us-east-a", "").with_endpoint(Endpoint::new(server.to_string()));
     let xds = xds_server(single_cluster(vec![region])).await;
@@ -575,8 +579,81 @@ async fn a_call_made_inside_an_application_span_is_its_child() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn the_parents_tracestate_goes_out_with_every_attempt_sampled_or_not() {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+
+    let server_log = Arc::new(Mutex::new(Vec::new()));
+    let (receiver, _xds, mesh) = flaky_mesh(Arc::clone(&server_log)).await;
+    let telemetry = mesh.telemetry().unwrap();
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    let state =
+        TraceState::from_key_value([("rojo", "00f067aa0ba902b7"), ("congo", "t61rcWkgMzE")])
+            .unwrap();
+    // A caller's context as an xDS-enabled server would make current: sampled first, then not (the call follows
+    // its parent's decision, so the second call's span is its trace context only).
+    for (trace, flags) in [
+        (0x0af7_u128, TraceFlags::SAMPLED),
+        (0x0bf8_u128, TraceFlags::default()),
+    ] {
+        let parent = SpanContext::new(
+            TraceId::from(trace),
+            SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
+            flags,
+            true,
+            state.clone(),
+        );
+        let _current = opentelemetry::Context::new()
+            .with_remote_span_context(parent)
+            .attach();
+        say_hello(&mut client).await;
+    }
+    telemetry.flush().await.unwrap();
+
+    let seen = server_log.lock().unwrap().clone();
+    let fields = traceparent_fields(&seen);
+    assert_eq!(fields.len(), 4, "two attempts a call: {seen:?}");
+    for (request, (parent, flags)) in fields.iter().zip([
+        ("0af7", "01"),
+        ("0af7", "01"),
+        ("0bf8", "00"),
+        ("0bf8", "00"),
+    ]) {
+        assert_eq!(
+            request.get(1),
+            Some(&format!("{parent:0>32}").as_str()),
+            "{seen:?}"
+        );
+        assert_eq!(request.get(3), Some(&flags), "{seen:?}");
+    }
+    for request in &seen {
+        assert_eq!(
+            request.tracestate.as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
+            "{seen:?}"
+        );
+    }
+    // The sampled call's span is the remote parent's child and keeps its trace state.
+    let spans = receiver
+        .wait_for_spans(PATIENCE, |spans| spans.iter().any(is_call))
+        .await
+        .unwrap();
+    let calls: Vec<&ReceivedSpan> = spans.iter().filter(|s| is_call(s)).collect();
+    let [call] = calls[..] else {
+        panic!("one sampled call expected: {calls:#?}");
+    };
+    assert_eq!(call.parent_span_id(), "00f067aa0ba902b7");
+    assert_eq!(
+        call.span.trace_state,
+        "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+    );
+    telemetry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn calls_one_after_another_on_one_thread_each_record_their_own_spans() {
-    let (receiver, _xds, mesh) = flaky_mesh().await;
+    let (receiver, _xds, mesh) = flaky_mesh(Arc::default()).await;
     let telemetry = mesh.telemetry().unwrap();
     let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
     // One thread: each call's and attempt's span goes into the box of one that ended before it.
@@ -706,7 +783,7 @@ async fn an_unsampled_call_exports_no_spans_but_still_carries_its_trace() {
 async fn plain_http_calls_are_labelled_other_so_paths_do_not_become_labels() {
     use tower::ServiceExt;
 
-    let (receiver, _xds, mesh) = flaky_mesh().await;
+    let (receiver, _xds, mesh) = flaky_mesh(Arc::default()).await;
     let client = mesh.http_client(TARGET).unwrap();
     for item in 0..3 {
         let request = Request::get(format!("/items/{item}"))

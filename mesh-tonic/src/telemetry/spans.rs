@@ -197,11 +197,12 @@ impl CallTracer for OtelTracer {
             TraceFlags::default()
         };
         let (parent_span_id, parent_is_remote, trace_state) =
-            parent.map_or((SpanId::INVALID, false, TraceState::NONE), |parent| {
+            parent.map_or((SpanId::INVALID, false, None), |parent| {
+                let state = parent.trace_state();
                 (
                     parent.span_id(),
                     parent.is_remote(),
-                    parent.trace_state().clone(),
+                    (*state != TraceState::NONE).then(|| Arc::from(state.header())),
                 )
             });
         let Some(batcher) = self.inner.batcher.as_ref().filter(|_| sampled) else {
@@ -220,7 +221,7 @@ impl CallTracer for OtelTracer {
             parent_span_id: parent_span_id.to_bytes(),
             parent_is_remote,
             trace_flags: flags.to_u8(),
-            trace_state: (trace_state != TraceState::NONE).then(|| Arc::from(trace_state.header())),
+            trace_state,
             kind: RecordKind::Internal,
             name: self.name(call.path, call.http_method, call.grpc),
             start: now(),
@@ -235,9 +236,10 @@ impl CallTracer for OtelTracer {
         reuse::<RecordedCall>(
             &SPARE_CALLS,
             RecordedCall {
-                batcher: Some(batcher.clone()),
-                trace_state,
-                record: Some(record),
+                recording: Some(Recording {
+                    batcher: batcher.clone(),
+                    record,
+                }),
             },
         )
     }
@@ -249,7 +251,8 @@ impl CallTracer for OtelTracer {
 struct IdsOnlyCall {
     trace_id: TraceId,
     flags: TraceFlags,
-    trace_state: TraceState,
+    /// The parent's `tracestate`.
+    trace_state: Option<Arc<str>>,
 }
 
 /// The most boxes of each kind of span a thread keeps for reuse.
@@ -308,14 +311,14 @@ impl CallSpan for IdsOnlyCall {
         inject_attempt(
             self.trace_id.to_bytes(),
             self.flags.to_u8(),
-            &self.trace_state,
+            self.trace_state.as_deref(),
             headers,
         );
         Box::new(IdsOnly)
     }
 
     fn end(mut self: Box<Self>, _end: SpanEnd<'_>) {
-        self.trace_state = TraceState::NONE;
+        self.trace_state = None;
         keep(&SPARE_IDS_ONLY, self);
     }
 }
@@ -324,7 +327,7 @@ impl CallSpan for IdsOnlyCall {
 fn inject_attempt(
     trace_id: [u8; 16],
     flags: u8,
-    trace_state: &TraceState,
+    trace_state: Option<&str>,
     headers: &mut HeaderMap,
 ) -> [u8; 8] {
     let span_id = RandomIdGenerator::default().new_span_id().to_bytes();
@@ -332,13 +335,16 @@ fn inject_attempt(
     span_id
 }
 
-/// A recorded call's span, exported as it ends. Its batcher and record are `None` only once it ended (its box
-/// kept for reuse).
+/// A recorded span's record, and the batcher it is queued in as it ends.
+struct Recording {
+    batcher: SpanBatcher,
+    record: SpanRecord,
+}
+
+/// A recorded call's span, exported as it ends (its record holds the parent's `tracestate`, which its attempts
+/// send on). Its recording is `None` only once it ended (its box kept for reuse).
 struct RecordedCall {
-    batcher: Option<SpanBatcher>,
-    /// The parent's, for the attempts' `tracestate`.
-    trace_state: TraceState,
-    record: Option<SpanRecord>,
+    recording: Option<Recording>,
 }
 
 impl CallSpan for RecordedCall {
@@ -347,13 +353,17 @@ impl CallSpan for RecordedCall {
         attempt: &AttemptSpanStart<'_>,
         headers: &mut HeaderMap,
     ) -> Box<dyn AttemptSpan> {
-        let (Some(batcher), Some(parent)) = (&self.batcher, &self.record) else {
+        let Some(Recording {
+            batcher,
+            record: parent,
+        }) = &self.recording
+        else {
             return Box::new(IdsOnly);
         };
         let span_id = inject_attempt(
             parent.trace_id,
             parent.trace_flags,
-            &self.trace_state,
+            parent.trace_state.as_deref(),
             headers,
         );
         // The call is recorded, so its attempts are (parent-based: its child; ratio: its trace id).
@@ -383,71 +393,77 @@ impl CallSpan for RecordedCall {
         reuse::<OtelAttempt>(
             &SPARE_ATTEMPTS,
             OtelAttempt {
-                batcher: Some(batcher.clone()),
-                record: Some(record),
+                recording: Some(Recording {
+                    batcher: batcher.clone(),
+                    record,
+                }),
             },
         )
     }
 
     fn end(mut self: Box<Self>, end: SpanEnd<'_>) {
-        if let (Some(batcher), Some(record)) = (self.batcher.take(), self.record.take()) {
-            finish(&batcher, record, end);
+        if let Some(recording) = self.recording.take() {
+            recording.finish(end);
         }
-        self.trace_state = TraceState::NONE;
         keep(&SPARE_CALLS, self);
     }
 }
 
-/// A recorded attempt's span; as [`RecordedCall`]'s, its batcher and record are `None` only once it ended.
+/// A recorded attempt's span; as [`RecordedCall`]'s, its recording is `None` only once it ended.
 struct OtelAttempt {
-    batcher: Option<SpanBatcher>,
-    record: Option<SpanRecord>,
+    recording: Option<Recording>,
 }
 
 impl AttemptSpan for OtelAttempt {
     fn end(mut self: Box<Self>, end: SpanEnd<'_>) {
-        if let (Some(batcher), Some(record)) = (self.batcher.take(), self.record.take()) {
-            finish(&batcher, record, end);
+        if let Some(recording) = self.recording.take() {
+            recording.finish(end);
         }
         keep(&SPARE_ATTEMPTS, self);
     }
 }
 
-/// Ends `record` now and queues it, with the attributes and status of `end` (semantic conventions for RPC):
-/// `rpc.grpc.status_code` once a gRPC status is known, `http.response.status_code` when there is none or the HTTP
-/// status is not 200; an error status for a gRPC status other than OK, an HTTP error status, or a failure (with its
-/// message).
-fn finish(batcher: &SpanBatcher, mut record: SpanRecord, end: SpanEnd<'_>) {
-    record.end = now();
-    match end {
-        SpanEnd::Response {
-            http_status,
-            grpc_status,
-        } => {
-            record.grpc_status = grpc_status.map(Code::as_u32);
-            record.http_status =
-                (grpc_status.is_none() || http_status != 200).then_some(http_status);
-            if grpc_status.is_some_and(|code| code != Code::Ok) || http_status >= 400 {
-                record.status = RecordStatus::Error(Box::default());
+impl Recording {
+    /// Ends the record now and queues it, with the attributes and status of `end` (semantic conventions for RPC):
+    /// `rpc.grpc.status_code` once a gRPC status is known, `http.response.status_code` when there is none or the
+    /// HTTP status is not 200; an error status for a gRPC status other than OK, an HTTP error status, or a failure
+    /// (with its message).
+    fn finish(self, end: SpanEnd<'_>) {
+        let Self {
+            batcher,
+            mut record,
+        } = self;
+        record.end = now();
+        match end {
+            SpanEnd::Response {
+                http_status,
+                grpc_status,
+            } => {
+                record.grpc_status = grpc_status.map(Code::as_u32);
+                record.http_status =
+                    (grpc_status.is_none() || http_status != 200).then_some(http_status);
+                if grpc_status.is_some_and(|code| code != Code::Ok) || http_status >= 400 {
+                    record.status = RecordStatus::Error(Box::default());
+                }
             }
+            SpanEnd::Failed { error, grpc_status } => {
+                record.grpc_status = grpc_status.map(Code::as_u32);
+                record.status = RecordStatus::Error(error.to_string().into());
+            }
+            _ => {}
         }
-        SpanEnd::Failed { error, grpc_status } => {
-            record.grpc_status = grpc_status.map(Code::as_u32);
-            record.status = RecordStatus::Error(error.to_string().into());
-        }
-        _ => {}
+        batcher.push_record(record);
     }
-    batcher.push_record(record);
 }
 
-/// Writes `traceparent` (`00-{trace id}-{span id}-{flags}`, W3C Trace Context) and a non-empty `tracestate`, for a
-/// valid context (neither id all zeros): the value is formatted in place, without the propagator's strings, into
-/// a slice of this thread's block.
+/// Writes `traceparent` (`00-{trace id}-{span id}-{flags}`, W3C Trace Context) and the parent's `tracestate` when
+/// it has one, for a valid context (neither id all zeros): the value is formatted in place, without the
+/// propagator's strings, into a slice of this thread's block.
 fn inject(
     trace_id: [u8; 16],
     span_id: [u8; 8],
     flags: u8,
-    state: &TraceState,
+    state: Option<&str>,
     headers: &mut HeaderMap,
 ) {
     if trace_id == [0; 16] || span_id == [0; 8] {
@@ -466,8 +482,8 @@ fn inject(
         value.set_sensitive(true);
         headers.insert(TRACEPARENT, value);
     }
-    if *state != TraceState::NONE
-        && let Ok(value) = HeaderValue::try_from(state.header())
+    if let Some(state) = state
+        && let Ok(value) = HeaderValue::from_str(state)
     {
         headers.insert(TRACESTATE, value);
     }
@@ -532,7 +548,7 @@ mod tests {
                 trace,
                 SpanId::from(span).to_bytes(),
                 TraceFlags::SAMPLED.to_u8(),
-                &TraceState::NONE,
+                None,
                 &mut map,
             );
             headers.push(map);
@@ -552,9 +568,11 @@ mod tests {
     fn tracestate_goes_with_traceparent_and_an_invalid_context_writes_nothing() {
         let state =
             TraceState::from_key_value([("rojo", "00f067aa0ba902b7"), ("congo", "t61rcWkgMzE")])
-                .expect("valid trace state");
+                .expect("valid trace state")
+                .header();
+        let state = Some(state.as_str());
         let mut map = HeaderMap::new();
-        inject([0xab; 16], [0xcd; 8], 0, &state, &mut map);
+        inject([0xab; 16], [0xcd; 8], 0, state, &mut map);
         assert_eq!(
             map.get(TRACEPARENT).and_then(|v| v.to_str().ok()),
             Some("00-abababababababababababababababab-cdcdcdcdcdcdcdcd-00")
@@ -565,7 +583,7 @@ mod tests {
         );
         for (trace, span) in [([0; 16], [0xcd; 8]), ([0xab; 16], [0; 8])] {
             let mut map = HeaderMap::new();
-            inject(trace, span, 1, &state, &mut map);
+            inject(trace, span, 1, state, &mut map);
             assert!(map.is_empty(), "{map:?}");
         }
     }
