@@ -703,6 +703,94 @@ async fn calls_one_after_another_on_one_thread_each_record_their_own_spans() {
     telemetry.shutdown().await.unwrap();
 }
 
+/// The `grpc.status` series of histogram `name` in the latest export: its one value's sum, in nanoseconds.
+fn duration_nanos(receiver: &OtlpReceiver, name: &str, status: &str) -> u64 {
+    let metric = receiver.latest_metric(name).unwrap();
+    let Some(Data::Histogram(histogram)) = &metric.metric.data else {
+        panic!("{name} is not a histogram");
+    };
+    let point = histogram
+        .data_points
+        .iter()
+        .find(|point| attribute(&point.attributes, "grpc.status").as_deref() == Some(status))
+        .unwrap_or_else(|| panic!("no {status} series of {name}: {histogram:?}"));
+    assert_eq!(point.count, 1, "{name} {status}");
+    u64::try_from(Duration::from_secs_f64(point.sum.unwrap()).as_nanos()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_last_exactly_as_long_as_the_duration_metrics_and_sit_in_wall_clock_time() {
+    let (receiver, _xds, mesh) = flaky_mesh(Arc::default()).await;
+    let telemetry = mesh.telemetry().unwrap();
+    let mut client = GreeterClient::new(mesh.channel(TARGET).unwrap());
+    let since_epoch = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    };
+    let before = since_epoch();
+    // One call: a first attempt answered UNAVAILABLE in its headers, a second OK in its trailers.
+    say_hello(&mut client).await;
+    let after = since_epoch();
+    telemetry.flush().await.unwrap();
+    let spans = receiver
+        .wait_for_spans(PATIENCE, |spans| {
+            spans.iter().filter(|s| is_attempt(s)).count() >= 2 && spans.iter().any(is_call)
+        })
+        .await
+        .unwrap();
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            metrics
+                .iter()
+                .any(|m| m.metric.name == "grpc.client.call.duration")
+        })
+        .await
+        .unwrap();
+
+    let lasted =
+        |span: &ReceivedSpan| span.span.end_time_unix_nano - span.span.start_time_unix_nano;
+    let (before, after) = (
+        u64::try_from(before).unwrap(),
+        u64::try_from(after).unwrap(),
+    );
+    let call = spans.iter().find(|s| is_call(s)).unwrap();
+    // Within the test's own clock reads around the call (a millisecond's leeway for the reading of the system
+    // clock the spans' times are anchored to).
+    assert!(
+        call.span.start_time_unix_nano + 1_000_000 >= before
+            && call.span.end_time_unix_nano <= after + 1_000_000,
+        "{before} <= {call:?} <= {after}"
+    );
+    // The spans' durations are the metrics' own (f64 seconds keep nanoseconds exactly at this scale).
+    assert_eq!(
+        lasted(call),
+        duration_nanos(&receiver, "grpc.client.call.duration", "OK"),
+        "{call:?}"
+    );
+    let attempt = |status: &str| {
+        spans
+            .iter()
+            .find(|s| {
+                is_attempt(s) && s.attribute("rpc.grpc.status_code").as_deref() == Some(status)
+            })
+            .unwrap_or_else(|| panic!("no attempt with status {status}: {spans:#?}"))
+    };
+    let (failed, succeeded) = (attempt("14"), attempt("0"));
+    for (span, status) in [(failed, "UNAVAILABLE"), (succeeded, "OK")] {
+        assert_eq!(
+            lasted(span),
+            duration_nanos(&receiver, "grpc.client.attempt.duration", status),
+            "{span:?}"
+        );
+        assert!(span.span.start_time_unix_nano >= call.span.start_time_unix_nano);
+        assert!(span.span.end_time_unix_nano <= call.span.end_time_unix_nano);
+    }
+    assert!(failed.span.end_time_unix_nano <= succeeded.span.start_time_unix_nano);
+    telemetry.shutdown().await.unwrap();
+}
+
 /// The `-`-separated fields of each request's `traceparent` (none for a request without one).
 fn traceparent_fields(seen: &[Seen]) -> Vec<Vec<&str>> {
     seen.iter()

@@ -36,7 +36,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::thread::LocalKey;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use http::HeaderMap;
@@ -51,7 +51,9 @@ use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 
 use super::config::Sampling;
 use super::metrics::{DEFAULT_MAX_METHODS, LabelCache};
-use super::otlp_spans::{RecordKind, RecordStatus, RpcMethod, SpanBatcher, SpanName, SpanRecord};
+use super::otlp_spans::{
+    RecordKind, RecordStatus, RpcMethod, SpanBatcher, SpanName, SpanRecord, clock,
+};
 use super::sampling::Sampler;
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -167,18 +169,6 @@ impl OtelTracer {
     }
 }
 
-/// Now, in nanoseconds since the Unix epoch (0 before it).
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            since
-                .as_secs()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(u64::from(since.subsec_nanos()))
-        })
-}
-
 impl CallTracer for OtelTracer {
     fn start_call(&self, call: &CallSpanStart<'_>) -> Box<dyn CallSpan> {
         let parent = Context::map_current(|context| {
@@ -224,7 +214,7 @@ impl CallTracer for OtelTracer {
             trace_state,
             kind: RecordKind::Internal,
             name: self.name(call.path, call.http_method, call.grpc),
-            start: now(),
+            start: clock::unix_nanos(call.started),
             end: 0,
             cluster: Arc::clone(call.cluster),
             route: self.route(call.route),
@@ -239,6 +229,7 @@ impl CallTracer for OtelTracer {
                 recording: Some(Recording {
                     batcher: batcher.clone(),
                     record,
+                    started: call.started,
                 }),
             },
         )
@@ -299,7 +290,7 @@ fn keep<T: 'static>(spare: &'static LocalKey<RefCell<Vec<Box<T>>>>, emptied: Box
 struct IdsOnly;
 
 impl AttemptSpan for IdsOnly {
-    fn end(self: Box<Self>, _end: SpanEnd<'_>) {}
+    fn end(self: Box<Self>, _end: SpanEnd<'_>, _at: Instant) {}
 }
 
 impl CallSpan for IdsOnlyCall {
@@ -317,7 +308,7 @@ impl CallSpan for IdsOnlyCall {
         Box::new(IdsOnly)
     }
 
-    fn end(mut self: Box<Self>, _end: SpanEnd<'_>) {
+    fn end(mut self: Box<Self>, _end: SpanEnd<'_>, _at: Instant) {
         self.trace_state = None;
         keep(&SPARE_IDS_ONLY, self);
     }
@@ -339,6 +330,8 @@ fn inject_attempt(
 struct Recording {
     batcher: SpanBatcher,
     record: SpanRecord,
+    /// The clock reading the record's start is (see `otlp_spans::clock`).
+    started: Instant,
 }
 
 /// A recorded call's span, exported as it ends (its record holds the parent's `tracestate`, which its attempts
@@ -356,6 +349,7 @@ impl CallSpan for RecordedCall {
         let Some(Recording {
             batcher,
             record: parent,
+            started: call_started,
         }) = &self.recording
         else {
             return Box::new(IdsOnly);
@@ -377,7 +371,8 @@ impl CallSpan for RecordedCall {
             kind: RecordKind::Client,
             // The attempt's request is the call's.
             name: parent.name.clone(),
-            start: now(),
+            // From the call's start: within the call whatever the clock's anchor did meanwhile.
+            start: clock::after(parent.start, *call_started, attempt.started),
             end: 0,
             cluster: Arc::clone(attempt.cluster),
             route: None,
@@ -396,14 +391,15 @@ impl CallSpan for RecordedCall {
                 recording: Some(Recording {
                     batcher: batcher.clone(),
                     record,
+                    started: attempt.started,
                 }),
             },
         )
     }
 
-    fn end(mut self: Box<Self>, end: SpanEnd<'_>) {
+    fn end(mut self: Box<Self>, end: SpanEnd<'_>, at: Instant) {
         if let Some(recording) = self.recording.take() {
-            recording.finish(end);
+            recording.finish(end, at);
         }
         keep(&SPARE_CALLS, self);
     }
@@ -415,25 +411,26 @@ struct OtelAttempt {
 }
 
 impl AttemptSpan for OtelAttempt {
-    fn end(mut self: Box<Self>, end: SpanEnd<'_>) {
+    fn end(mut self: Box<Self>, end: SpanEnd<'_>, at: Instant) {
         if let Some(recording) = self.recording.take() {
-            recording.finish(end);
+            recording.finish(end, at);
         }
         keep(&SPARE_ATTEMPTS, self);
     }
 }
 
 impl Recording {
-    /// Ends the record now and queues it, with the attributes and status of `end` (semantic conventions for RPC):
+    /// Ends the record `at` that reading and queues it, with the attributes and status of `end` (semantic conventions for RPC):
     /// `rpc.grpc.status_code` once a gRPC status is known, `http.response.status_code` when there is none or the
     /// HTTP status is not 200; an error status for a gRPC status other than OK, an HTTP error status, or a failure
     /// (with its message).
-    fn finish(self, end: SpanEnd<'_>) {
+    fn finish(self, end: SpanEnd<'_>, at: Instant) {
         let Self {
             batcher,
             mut record,
+            started,
         } = self;
-        record.end = now();
+        record.end = clock::after(record.start, started, at);
         match end {
             SpanEnd::Response {
                 http_status,

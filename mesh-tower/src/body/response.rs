@@ -76,16 +76,18 @@ pub(crate) struct CallGuard {
     pub(crate) call_span: Option<Box<dyn CallSpan>>,
     /// The gRPC status the call finished with, for a call span given after the end.
     pub(crate) final_code: Option<Code>,
-    pub(crate) finished: bool,
+    /// When the call finished (one clock reading: its duration's end and its spans' ends), once it has.
+    pub(crate) finished: Option<Instant>,
 }
 
 impl CallGuard {
     /// The call ended with `code` (gRPC) or with its HTTP status.
     pub(crate) fn finish(&mut self, code: Option<Code>) {
-        if self.finished {
+        if self.finished.is_some() {
             return;
         }
-        self.finished = true;
+        let now = Instant::now();
+        self.finished = Some(now);
         let code = code.or(self.header_code);
         if let Some(recorder) = self.recorder.take() {
             let code = code.unwrap_or(Code::Internal);
@@ -103,7 +105,7 @@ impl CallGuard {
         if let Some(attempt) = self.attempt.take() {
             record_status(&attempt.span, grpc_status);
             if let Some(trace) = attempt.trace {
-                trace.end(ended);
+                trace.end(ended, now.into_std());
             }
             let labels = AttemptLabels {
                 cluster: &attempt.cluster,
@@ -115,7 +117,7 @@ impl CallGuard {
             };
             let end = AttemptEnd::new(
                 Some(Outcome::new(self.http_status, grpc_status)),
-                attempt.started.elapsed(),
+                now.saturating_duration_since(attempt.started),
             )
             .with_message_bytes(
                 attempt.sent.as_ref().map(MessageBytesTotal::get),
@@ -133,12 +135,12 @@ impl CallGuard {
         self.span = tracing::Span::none();
         self.final_code = grpc_status;
         if let Some(call_span) = self.call_span.take() {
-            call_span.end(ended);
+            call_span.end(ended, now.into_std());
         }
         self.metrics.call_finished(
             &CallLabels::new(&self.cluster, method, self.grpc),
             Outcome::new(self.http_status, grpc_status),
-            self.started.elapsed(),
+            now.saturating_duration_since(self.started),
         );
         self.permit = None;
         self.outstanding = None;
@@ -149,11 +151,14 @@ impl CallGuard {
 impl CallGuard {
     /// Hands the call's tracer span to the guard, to end with the call; a call already ended ends it now.
     fn attach_call_span(&mut self, call_span: Box<dyn CallSpan>) {
-        if self.finished {
-            call_span.end(SpanEnd::Response {
-                http_status: self.http_status,
-                grpc_status: self.final_code,
-            });
+        if let Some(finished) = self.finished {
+            call_span.end(
+                SpanEnd::Response {
+                    http_status: self.http_status,
+                    grpc_status: self.final_code,
+                },
+                finished.into_std(),
+            );
         } else {
             self.call_span = Some(call_span);
         }
@@ -172,7 +177,7 @@ pub(crate) fn record_status(span: &tracing::Span, code: Option<Code>) {
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        if !self.finished {
+        if self.finished.is_none() {
             // The caller dropped the stream before its end: a cancellation, not the endpoint's fault.
             self.recorder = None;
             self.finish(Some(Code::Cancelled));

@@ -182,6 +182,7 @@ pub(super) async fn run(
                 path: spec.method,
                 http_method: &http_method,
                 grpc: spec.grpc,
+                started: started.into_std(),
             },
             request.headers_mut(),
         ));
@@ -295,10 +296,13 @@ pub(super) async fn run(
                 held.load = load.cloned();
             } else {
                 if let Some(attempt_span) = attempt_span.take() {
-                    attempt_span.end(SpanEnd::Response {
-                        http_status,
-                        grpc_status: code,
-                    });
+                    attempt_span.end(
+                        SpanEnd::Response {
+                            http_status,
+                            grpc_status: code,
+                        },
+                        finished.into_std(),
+                    );
                 }
                 let outcome = Outcome::new(http_status, code);
                 spec.metrics.attempt_ended(&labels, &ended(Some(outcome)));
@@ -326,10 +330,13 @@ pub(super) async fn run(
             span.record("status", tracing::field::display(error));
             span.record("otel.status_code", "error");
             if let Some(attempt_span) = attempt_span.take() {
-                attempt_span.end(SpanEnd::Failed {
-                    error,
-                    grpc_status: None,
-                });
+                attempt_span.end(
+                    SpanEnd::Failed {
+                        error,
+                        grpc_status: None,
+                    },
+                    finished.into_std(),
+                );
             }
             spec.metrics.attempt_ended(&labels, &ended(None));
             if let Some(load) = load {

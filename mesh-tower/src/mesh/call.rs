@@ -90,6 +90,7 @@ pub(super) async fn handle(
             path: method,
             http_method: request.method(),
             grpc,
+            started: started.into_std(),
         })
     });
     let span = request_span(&request, method, cluster, &decision, grpc);
@@ -140,13 +141,18 @@ pub(super) async fn handle(
             response
         }
         Err(error) => {
+            let ended = Instant::now();
             if let Some(call_span) = call_span {
-                call_span.end(SpanEnd::Failed {
-                    error: &error,
-                    grpc_status: grpc.then(|| error.code()),
-                });
+                call_span.end(
+                    SpanEnd::Failed {
+                        error: &error,
+                        grpc_status: grpc.then(|| error.code()),
+                    },
+                    ended.into_std(),
+                );
             }
-            failed(error, &span, &labels, metrics.as_ref(), started, grpc)
+            let duration = ended.saturating_duration_since(started);
+            failed(error, &span, &labels, metrics.as_ref(), duration, grpc)
         }
     }
 }
@@ -158,7 +164,7 @@ fn failed(
     span: &tracing::Span,
     labels: &CallLabels<'_>,
     metrics: &dyn crate::metrics::Metrics,
-    started: Instant,
+    duration: Duration,
     grpc: bool,
 ) -> Response<ResponseBody> {
     span.record("status", tracing::field::display(&error));
@@ -171,7 +177,7 @@ fn failed(
     metrics.call_finished(
         labels,
         Outcome::new(error.http_status().as_u16(), grpc_status),
-        started.elapsed(),
+        duration,
     );
     error_response(error, grpc)
 }
@@ -477,7 +483,7 @@ impl Exchange<'_> {
             span: self.span.clone(),
             call_span: None,
             final_code: None,
-            finished: false,
+            finished: None,
         };
         let body = ResponseBody::upstream(body, self.deadline, Some(guard));
         Ok(Response::from_parts(parts, body))

@@ -8,6 +8,7 @@
 //! `traceparent`) itself, so an unsampled call costs a span id, a header and little more.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::HeaderMap;
 use mesh_core::locality::Locality;
@@ -32,14 +33,14 @@ pub trait CallSpan: Send + Sync {
         headers: &mut HeaderMap,
     ) -> Box<dyn AttemptSpan>;
 
-    /// The call ended.
-    fn end(self: Box<Self>, end: SpanEnd<'_>);
+    /// The call ended, `at` the clock reading its `grpc.client.call.duration` ends at.
+    fn end(self: Box<Self>, end: SpanEnd<'_>, at: Instant);
 }
 
 /// One attempt's span.
 pub trait AttemptSpan: Send + Sync {
-    /// The attempt ended.
-    fn end(self: Box<Self>, end: SpanEnd<'_>);
+    /// The attempt ended, `at` the clock reading its `grpc.client.attempt.duration` ends at.
+    fn end(self: Box<Self>, end: SpanEnd<'_>, at: Instant);
 }
 
 impl std::fmt::Debug for dyn AttemptSpan {
@@ -68,6 +69,8 @@ pub struct CallSpanStart<'a> {
     pub http_method: &'a http::Method,
     /// Whether this is a gRPC request.
     pub grpc: bool,
+    /// When the call started: the clock reading its `grpc.client.call.duration` starts at (read once, for both).
+    pub started: Instant,
 }
 
 /// What an attempt's span is made from.
@@ -88,6 +91,8 @@ pub struct AttemptSpanStart<'a> {
     pub http_method: &'a http::Method,
     /// Whether this is a gRPC request.
     pub grpc: bool,
+    /// When the attempt started: the clock reading its `grpc.client.attempt.duration` starts at.
+    pub started: Instant,
 }
 
 /// How a call or attempt ended.

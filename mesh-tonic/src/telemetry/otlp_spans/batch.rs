@@ -318,6 +318,8 @@ async fn run(shared: Arc<Shared>) {
         if stop {
             shared.lock_queue().closed = true;
         }
+        // The request path's spans ended from now on take their times by the system clock now.
+        super::clock::reanchor();
         let mut outcome = Ok(());
         // Everything queued now, a batch at a time; spans ended meanwhile wait for the next round.
         {

@@ -20,6 +20,7 @@
 //! compression (`OTEL_EXPORTER_OTLP_*COMPRESSION` is ignored); nor `RetryInfo` throttling.
 
 mod batch;
+pub(crate) mod clock;
 mod encode;
 mod env;
 mod record;
