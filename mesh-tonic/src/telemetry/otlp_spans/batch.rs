@@ -7,10 +7,14 @@
 //! a span ended while it is full is dropped and counted, never waited for; an export when a batch is full
 //! (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, 512) or every `OTEL_BSP_SCHEDULE_DELAY` (5,000 ms), one at a time; flush and
 //! shutdown export what is queued and wait for it. Unlike it, there is no thread of its own (the exporter is a tokio
-//! client already) and no channel: ending a span takes the queue's lock to push it, and wakes the task only when a
-//! batch is full.
+//! client already) and no channel: ending a span counts it in the queue's one atomic count (which the limit and the
+//! full batch are checked against), pushes it under a lock, and wakes the task only when a batch is full. The
+//! request path's records are pushed into shards of the queue, one per thread (by a per-thread index, twice as
+//! many shards as the machine's threads): threads ending spans at once then do not take turns at one lock and its
+//! cache line, and the task drains every shard.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -79,7 +83,14 @@ pub(crate) struct SpanBatcher {
 
 #[derive(Debug)]
 struct Shared {
-    queue: Mutex<Queue>,
+    /// The SDK's ended spans (the application's, the xDS-enabled server's).
+    spans: Mutex<Vec<SpanData>>,
+    /// The request path's records, a shard per thread (see [`shard_index`]).
+    shards: Box<[Shard]>,
+    /// Spans queued, in `spans` and the shards: counted before they are pushed, so that the limit holds.
+    queued: AtomicUsize,
+    /// Set once shut down: later spans are dropped.
+    closed: AtomicBool,
     /// The export task waits on this: woken when a batch is full, or for a flush or shutdown.
     wake: Notify,
     settings: BatchSettings,
@@ -91,12 +102,30 @@ struct Shared {
     scope: InstrumentationScope,
 }
 
+/// One shard of the request path's records, on a cache line of its own.
 #[derive(Debug, Default)]
-struct Queue {
-    spans: Vec<SpanData>,
-    records: Vec<SpanRecord>,
-    /// Set once shut down: later spans are dropped.
-    closed: bool,
+#[repr(align(128))]
+struct Shard(Mutex<Vec<SpanRecord>>);
+
+/// The most shards a queue has.
+const MAX_SHARDS: usize = 64;
+
+/// Where this thread's records go, among shards numbered from 0 (threads take numbers in turn, as they first end
+/// a span; a thread being torn down uses 0).
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+    INDEX
+        .try_with(|index| {
+            index.get().unwrap_or_else(|| {
+                let next = NEXT.fetch_add(1, Ordering::Relaxed);
+                index.set(Some(next));
+                next
+            })
+        })
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Default)]
@@ -122,12 +151,13 @@ impl SpanBatcher {
         settings: BatchSettings,
         scope: InstrumentationScope,
     ) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let shards = (2 * threads).clamp(2, MAX_SHARDS);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                spans: Vec::new(),
-                records: Vec::with_capacity(settings.max_batch),
-                closed: false,
-            }),
+            spans: Mutex::new(Vec::new()),
+            shards: (0..shards).map(|_| Shard::default()).collect(),
+            queued: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             wake: Notify::new(),
             settings,
             dropped: AtomicU64::new(0),
@@ -139,28 +169,16 @@ impl SpanBatcher {
         Self { shared }
     }
 
-    /// Queues an ended request-path span (dropped when the queue is full or shut down).
+    /// Queues an ended request-path span in this thread's shard (dropped when the queue is full or shut down).
     pub(crate) fn push_record(&self, record: SpanRecord) {
-        self.push(|queue| queue.records.push(record));
-    }
-
-    fn push(&self, add: impl FnOnce(&mut Queue)) {
-        let queued = {
-            let mut queue = self.shared.lock_queue();
-            if queue.closed {
-                return;
-            }
-            if queue.spans.len() + queue.records.len() >= self.shared.settings.max_queue {
-                drop(queue);
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            add(&mut queue);
-            queue.spans.len() + queue.records.len()
+        let shared = &*self.shared;
+        let Some(queued) = shared.reserve() else {
+            return;
         };
-        if queued == self.shared.settings.max_batch {
-            self.shared.wake.notify_one();
+        if let Some(shard) = shared.shards.get(shard_index() % shared.shards.len()) {
+            lock(&shard.0).push(record);
         }
+        shared.wake_when_full(queued);
     }
 
     /// Exports everything queued now; the outcome once it is exported.
@@ -249,9 +267,41 @@ impl Answer {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Shared {
-    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Counts one more span in the queue; its count with it, or `None` (the span is dropped) when the queue is
+    /// full or shut down.
+    fn reserve(&self) -> Option<usize> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        if queued > self.settings.max_queue {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(queued)
+    }
+
+    /// Wakes the task when `queued` (a span's [`reserve`](Self::reserve)) filled a batch.
+    fn wake_when_full(&self, queued: usize) {
+        if queued == self.settings.max_batch {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Moves everything queued into `spans` and `records`, and uncounts it.
+    fn drain(&self, spans: &mut Vec<SpanData>, records: &mut Vec<SpanRecord>) {
+        std::mem::swap(&mut *lock(&self.spans), spans);
+        for shard in &self.shards {
+            records.append(&mut lock(&shard.0));
+        }
+        self.queued
+            .fetch_sub(spans.len() + records.len(), Ordering::Relaxed);
     }
 }
 
@@ -259,8 +309,11 @@ impl SpanProcessor for SpanBatcher {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() {
-            self.push(|queue| queue.spans.push(span));
+        if span.span_context.is_sampled()
+            && let Some(queued) = self.shared.reserve()
+        {
+            lock(&self.shared.spans).push(span);
+            self.shared.wake_when_full(queued);
         }
     }
 
@@ -294,7 +347,7 @@ impl Drop for Gone {
         for (_, answer) in waiting {
             answer.send(Err("the span export task stopped".to_owned()));
         }
-        self.0.lock_queue().closed = true;
+        self.0.closed.store(true, Ordering::Release);
     }
 }
 
@@ -316,17 +369,13 @@ async fn run(shared: Arc<Shared>) {
             .iter()
             .any(|(request, _)| *request == Request::Shutdown);
         if stop {
-            shared.lock_queue().closed = true;
+            shared.closed.store(true, Ordering::Release);
         }
         // The request path's spans ended from now on take their times by the system clock now.
         super::clock::reanchor();
         let mut outcome = Ok(());
         // Everything queued now, a batch at a time; spans ended meanwhile wait for the next round.
-        {
-            let mut queue = shared.lock_queue();
-            std::mem::swap(&mut queue.spans, &mut spans);
-            std::mem::swap(&mut queue.records, &mut records);
-        }
+        shared.drain(&mut spans, &mut records);
         // Batches of at most `max_batch` spans: the SDK's first, then the request path's.
         let batch = shared.settings.max_batch;
         let (mut sdk, mut mesh) = (0, 0);

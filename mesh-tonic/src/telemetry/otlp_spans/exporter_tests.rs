@@ -376,3 +376,49 @@ async fn a_blocking_flush_from_another_thread_waits_for_the_export() {
     assert_eq!(exported(&collector), [vec![("mesh-tonic".to_owned(), 1)]]);
     batcher.shutdown().await.unwrap();
 }
+
+/// Records ended on several threads at once (each pushing into its own shard of the queue) are all exported, once
+/// each, and the queue's limit holds across the shards: what is past it is dropped.
+#[tokio::test]
+async fn records_ended_on_several_threads_are_exported_once_each_within_the_queue_limit() {
+    let total = |collector: &Collector| -> usize {
+        exported(collector)
+            .iter()
+            .flatten()
+            .map(|(_, spans)| spans)
+            .sum()
+    };
+    // The export task runs on this test's one thread: not before the threads are joined.
+    let push_from_threads = |batcher: &super::SpanBatcher| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let batcher = batcher.clone();
+                std::thread::spawn(move || {
+                    for index in 0..300 {
+                        batcher.push_record(record(u8::try_from(index % 200).unwrap()));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    };
+
+    let collector = Arc::new(Collector::default());
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let roomy = batcher(endpoint, 2000, 2000, Duration::from_secs(3600));
+    push_from_threads(&roomy);
+    roomy.flush().await.unwrap();
+    assert_eq!(total(&collector), 1200);
+    roomy.flush().await.unwrap();
+    assert_eq!(total(&collector), 1200, "nothing is exported twice");
+    roomy.shutdown().await.unwrap();
+
+    let collector = Arc::new(Collector::default());
+    let endpoint = serve(Arc::clone(&collector)).await;
+    let full = batcher(endpoint, 1000, 1000, Duration::from_secs(3600));
+    push_from_threads(&full);
+    full.shutdown().await.unwrap();
+    assert_eq!(total(&collector), 1000, "the queue holds 1000 spans");
+}
