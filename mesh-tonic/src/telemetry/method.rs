@@ -5,9 +5,9 @@
 //! Each `MethodMetrics` is made once per channel and method (bounded as the `grpc.method` label is) and shared by
 //! that method's calls: handing it to a call is a reference count, not an allocation. What is not per call
 //! (retries, circuit breakers, outlier ejections, ...) it records as its channel does. Each thread keeps the attempt
-//! series it recorded on last, which the next attempt of the same labels finds without a lookup.
+//! series and the call series it recorded on last, with the values not recorded into them yet (see `pending.rs`):
+//! the next attempt or call of the same labels finds its series there without a lookup.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,20 +15,8 @@ use mesh_tower::error::EndpointCounts;
 use mesh_tower::metrics::{AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome};
 
 use super::metrics::{ChannelLabels, channel_events, status, status_key};
-use super::series::{AttemptKey, AttemptSeries, MethodSeries, SeriesMap};
-
-thread_local! {
-    /// The attempt series this thread recorded on last: attempts repeat their method, status, cluster and
-    /// locality, so most find their series here, compared in full but without hashing their labels.
-    static LAST_ATTEMPT: RefCell<Option<LastAttempt>> = const { RefCell::new(None) };
-}
-
-/// An attempt series and where it is from: its method's map (kept, so that the same pointer is that map) and key.
-struct LastAttempt {
-    map: Arc<SeriesMap<AttemptKey, AttemptSeries>>,
-    key: AttemptKey,
-    series: AttemptSeries,
-}
+use super::pending::{AttemptValues, CallValues, with_pending};
+use super::series::{AttemptKey, AttemptSeries, MethodSeries};
 
 /// A channel's metrics of one method; see the [module docs](self).
 pub(super) struct MethodMetrics {
@@ -45,18 +33,44 @@ impl MethodMetrics {
 impl Metrics for MethodMetrics {
     fn call_finished(&self, call: &CallLabels<'_>, outcome: Outcome, duration: Duration) {
         let key = status_key(Some(outcome), call.grpc);
+        let calls = &self.series.calls;
+        let duration = duration.as_secs_f64();
+        let kept = with_pending(|pending| match &mut pending.call {
+            Some(values) if values.key == key && Arc::ptr_eq(&values.map, calls) => {
+                values.push(duration);
+                true
+            }
+            _ => false,
+        });
+        if kept == Some(true) {
+            return;
+        }
         let make = || {
             let [method, target] = self.series.labels.clone();
             let labels = [method, target, status(Some(outcome), call.grpc)];
             (key, self.channel.call_duration().bind(&labels))
         };
-        self.series.calls.with(
+        let Some(series) = calls.with(
             u64::from(key),
             |known| *known == key,
             usize::MAX,
             make,
-            |histogram| histogram.record(duration.as_secs_f64()),
-        );
+            Clone::clone,
+        ) else {
+            return;
+        };
+        let mut values = Some(CallValues::new(Arc::clone(calls), key, series));
+        if let Some(values) = &mut values {
+            values.push(duration);
+        }
+        let replaced = with_pending(|pending| {
+            let values = values.take()?;
+            pending.call.replace(values)
+        });
+        // The series this thread recorded on before, or (on a thread that is ending) this one: recorded now.
+        for mut done in [replaced.flatten(), values].into_iter().flatten() {
+            done.flush();
+        }
     }
 
     fn attempt_started(&self, _attempt: &AttemptStart<'_>) {
@@ -96,55 +110,54 @@ impl Metrics for MethodMetrics {
             };
             (attempt_key, bound)
         };
-        let record = |bound: &AttemptSeries| {
-            bound.duration.record(end.duration.as_secs_f64());
-            if let Some(sent) = end.sent_message_bytes {
-                bound.sent.record(sent);
-            }
-            if let Some(received) = end.received_message_bytes {
-                bound.received.record(received);
-            }
-        };
+        let values = (
+            end.duration.as_secs_f64(),
+            end.sent_message_bytes,
+            end.received_message_bytes,
+        );
         let attempts = &self.series.attempts;
-        let hit = LAST_ATTEMPT
-            .try_with(|last| {
-                let last = last.try_borrow().ok()?;
-                let last = last
-                    .as_ref()
-                    .filter(|last| Arc::ptr_eq(&last.map, attempts))
-                    .filter(|last| last.key.is(key, labels.cluster, labels.locality))?;
-                record(&last.series);
-                Some(())
-            })
-            .ok()
-            .flatten();
-        if hit.is_some() {
+        let kept = with_pending(|pending| match &mut pending.attempt {
+            Some(kept)
+                if Arc::ptr_eq(&kept.map, attempts)
+                    && kept.key.is(key, labels.cluster, labels.locality) =>
+            {
+                kept.push(values.0, values.1, values.2);
+                true
+            }
+            _ => false,
+        });
+        if kept == Some(true) {
             return;
         }
-        let found = attempts.with(
+        let Some(series) = attempts.with(
             AttemptKey::hash(key, labels.cluster, labels.locality),
             |known| known.is(key, labels.cluster, labels.locality),
             usize::MAX,
             make,
-            |bound| {
-                record(bound);
-                bound.clone()
-            },
-        );
-        if let Some(series) = found {
-            let _ = LAST_ATTEMPT.try_with(|last| {
-                if let Ok(mut last) = last.try_borrow_mut() {
-                    *last = Some(LastAttempt {
-                        map: Arc::clone(attempts),
-                        key: AttemptKey {
-                            status: key,
-                            cluster: labels.cluster.into(),
-                            locality: labels.locality.clone(),
-                        },
-                        series,
-                    });
-                }
-            });
+            Clone::clone,
+        ) else {
+            return;
+        };
+        let attempt_key = AttemptKey {
+            status: key,
+            cluster: labels.cluster.into(),
+            locality: labels.locality.clone(),
+        };
+        let mut fresh = Some(AttemptValues::new(
+            Arc::clone(attempts),
+            attempt_key,
+            series,
+        ));
+        if let Some(fresh) = &mut fresh {
+            fresh.push(values.0, values.1, values.2);
+        }
+        let replaced = with_pending(|pending| {
+            let fresh = fresh.take()?;
+            pending.attempt.replace(fresh)
+        });
+        // The series this thread recorded on before, or (on a thread that is ending) this one: recorded now.
+        for mut done in [replaced.flatten(), fresh].into_iter().flatten() {
+            done.flush();
         }
     }
 

@@ -14,7 +14,7 @@ use mesh_tower::metrics::{
     AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome, split_grpc_path,
 };
 use mesh_tower::status::Code;
-use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, ObservableGauge};
 use opentelemetry::{Key, KeyValue, Value};
 
 use super::method::MethodMetrics;
@@ -75,6 +75,9 @@ struct Instruments {
     faults: Counter<u64>,
     endpoints: Gauge<u64>,
     priority_changes: Counter<u64>,
+    /// Observes nothing: its callback, run as each collection starts, records the values threads keep
+    /// (`pending.rs`).
+    _flush: ObservableGauge<u64>,
 }
 
 impl Instruments {
@@ -103,6 +106,13 @@ impl Instruments {
                 .build()
         };
         Self {
+            _flush: meter
+                .u64_observable_gauge("mesh.client.pending_values")
+                .with_description(
+                    "Never observed: records the request path's values kept on threads as a collection starts.",
+                )
+                .with_callback(|_| super::pending::flush_all())
+                .build(),
             attempt_sent: size(
                 "grpc.client.attempt.sent_total_compressed_message_size",
                 "Total bytes (compressed but not encrypted) sent across all request messages (metadata excluded) \

@@ -1,0 +1,262 @@
+//! The request path's histogram values, kept on the thread that recorded them until a few dozen are there or a
+//! collection starts, then recorded into their series together.
+//!
+//! The SDK's bound histogram takes its series' lock for every value, and calls on different threads record into
+//! the same series (one method and status, and for attempts one cluster and locality): each value then moves the
+//! series' lock and buckets from one core's cache to another's. Here each thread keeps, for the attempt series
+//! and the call series it recorded on last, the values not recorded yet, under a lock of its own that only a
+//! collection shares. It records them into their series when it has [`FLUSH_AT`] of a kind, when it moves to
+//! another series, when the thread ends, and when a collection starts: [`flush_all`] is the callback of an
+//! observable instrument on the same meter (one that observes nothing, so it is never exported), and the SDK runs
+//! the callbacks before it reads the histograms. So a collection still sees every value recorded before it
+//! started.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use opentelemetry::metrics::BoundHistogram;
+
+use super::series::{AttemptKey, AttemptSeries, SeriesMap};
+
+/// How many values of a kind a thread keeps before it records them.
+pub(super) const FLUSH_AT: usize = 32;
+
+/// Values of an attempt series not recorded yet, with the series and where it is from: its method's map (kept,
+/// so that the same pointer is that map) and key.
+pub(super) struct AttemptValues {
+    pub(super) map: Arc<SeriesMap<AttemptKey, AttemptSeries>>,
+    pub(super) key: AttemptKey,
+    series: AttemptSeries,
+    durations: Vec<f64>,
+    sent: Vec<u64>,
+    received: Vec<u64>,
+}
+
+impl AttemptValues {
+    pub(super) fn new(
+        map: Arc<SeriesMap<AttemptKey, AttemptSeries>>,
+        key: AttemptKey,
+        series: AttemptSeries,
+    ) -> Self {
+        Self {
+            map,
+            key,
+            series,
+            durations: Vec::new(),
+            sent: Vec::new(),
+            received: Vec::new(),
+        }
+    }
+
+    /// Keeps one attempt's values, recording them all when there are [`FLUSH_AT`].
+    pub(super) fn push(&mut self, duration: f64, sent: Option<u64>, received: Option<u64>) {
+        self.durations.push(duration);
+        self.sent.extend(sent);
+        self.received.extend(received);
+        if self.durations.len() >= FLUSH_AT
+            || self.sent.len() >= FLUSH_AT
+            || self.received.len() >= FLUSH_AT
+        {
+            self.flush();
+        }
+    }
+
+    pub(super) fn flush(&mut self) {
+        for duration in self.durations.drain(..) {
+            self.series.duration.record(duration);
+        }
+        for sent in self.sent.drain(..) {
+            self.series.sent.record(sent);
+        }
+        for received in self.received.drain(..) {
+            self.series.received.record(received);
+        }
+    }
+}
+
+/// Values of a call series (`grpc.client.call.duration` of one method and status) not recorded yet.
+pub(super) struct CallValues {
+    pub(super) map: Arc<SeriesMap<u32, BoundHistogram<f64>>>,
+    pub(super) key: u32,
+    series: BoundHistogram<f64>,
+    durations: Vec<f64>,
+}
+
+impl CallValues {
+    pub(super) fn new(
+        map: Arc<SeriesMap<u32, BoundHistogram<f64>>>,
+        key: u32,
+        series: BoundHistogram<f64>,
+    ) -> Self {
+        Self {
+            map,
+            key,
+            series,
+            durations: Vec::new(),
+        }
+    }
+
+    /// Keeps one call's duration, recording them all when there are [`FLUSH_AT`].
+    pub(super) fn push(&mut self, duration: f64) {
+        self.durations.push(duration);
+        if self.durations.len() >= FLUSH_AT {
+            self.flush();
+        }
+    }
+
+    pub(super) fn flush(&mut self) {
+        for duration in self.durations.drain(..) {
+            self.series.record(duration);
+        }
+    }
+}
+
+/// One thread's values not recorded yet.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub(super) attempt: Option<AttemptValues>,
+    pub(super) call: Option<CallValues>,
+}
+
+impl Pending {
+    fn flush(&mut self) {
+        if let Some(attempt) = &mut self.attempt {
+            attempt.flush();
+        }
+        if let Some(call) = &mut self.call {
+            call.flush();
+        }
+    }
+}
+
+/// Every thread's values, for [`flush_all`] (a thread's are dropped from here once it ends).
+static THREADS: Mutex<Vec<Weak<Mutex<Pending>>>> = Mutex::new(Vec::new());
+
+/// A thread's values, recorded as it ends.
+struct ThreadValues(Arc<Mutex<Pending>>);
+
+impl ThreadValues {
+    fn register() -> Self {
+        let values = Arc::new(Mutex::new(Pending::default()));
+        let mut threads = lock(&THREADS);
+        threads.retain(|thread| thread.strong_count() > 0);
+        threads.push(Arc::downgrade(&values));
+        Self(values)
+    }
+}
+
+impl Drop for ThreadValues {
+    fn drop(&mut self) {
+        lock(&self.0).flush();
+    }
+}
+
+thread_local! {
+    static VALUES: ThreadValues = ThreadValues::register();
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `keep` on this thread's values; `None` when the thread has none any more (it is ending: record directly
+/// then).
+pub(super) fn with_pending<R>(keep: impl FnOnce(&mut Pending) -> R) -> Option<R> {
+    VALUES.try_with(|values| keep(&mut lock(&values.0))).ok()
+}
+
+/// Records every thread's values into their series.
+pub(super) fn flush_all() {
+    let threads: Vec<Arc<Mutex<Pending>>> =
+        lock(&THREADS).iter().filter_map(Weak::upgrade).collect();
+    for values in threads {
+        lock(&values).flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+    use super::super::prometheus::PrometheusReader;
+    use super::*;
+
+    /// How many values of `op.duration` a collection of `reader` finds.
+    fn collected(reader: &PrometheusReader) -> usize {
+        reader
+            .render()
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("op_duration_seconds_count "))
+            .map_or(0, |count| count.parse().unwrap())
+    }
+
+    /// A thread's values reach their series once it has `FLUSH_AT` of them, when it ends, and (kept on a thread
+    /// still running) when a collection starts, by the callback of an instrument that is itself never exported.
+    #[test]
+    fn values_are_recorded_at_the_threshold_as_their_thread_ends_and_as_a_collection_starts() {
+        let reader = PrometheusReader::new();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(reader.clone())
+            .build();
+        let meter = provider.meter("test");
+        let histogram = meter.f64_histogram("op.duration").with_unit("s").build();
+        let values = || CallValues::new(Arc::new(SeriesMap::new()), 0, histogram.bind(&[]));
+
+        let mut kept = values();
+        for _ in 1..FLUSH_AT {
+            kept.push(0.5);
+        }
+        assert_eq!(collected(&reader), 0, "short of the threshold");
+        kept.push(0.5);
+        assert_eq!(collected(&reader), FLUSH_AT);
+
+        let ending = values();
+        std::thread::spawn(move || {
+            with_pending(|pending| {
+                let mut ending = ending;
+                ending.push(1.0);
+                ending.push(1.0);
+                pending.call = Some(ending);
+            })
+            .unwrap();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            collected(&reader),
+            FLUSH_AT + 2,
+            "recorded as the thread ended"
+        );
+
+        let _flush = meter
+            .u64_observable_gauge("flush")
+            .with_callback(|_| flush_all())
+            .build();
+        let running = values();
+        let (kept_them, wait) = std::sync::mpsc::channel();
+        let (done, finish) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            with_pending(|pending| {
+                let mut running = running;
+                for _ in 0..3 {
+                    running.push(2.0);
+                }
+                pending.call = Some(running);
+            })
+            .unwrap();
+            kept_them.send(()).unwrap();
+            let _ = finish.recv();
+        });
+        wait.recv().unwrap();
+        let page = reader.render().unwrap();
+        assert!(
+            page.contains(&format!("op_duration_seconds_count {}\n", FLUSH_AT + 5))
+                && !page.contains("flush"),
+            "{page}"
+        );
+        drop(done);
+        thread.join().unwrap();
+        assert_eq!(collected(&reader), FLUSH_AT + 5, "nothing recorded twice");
+    }
+}
