@@ -5,8 +5,9 @@
 //! Each `MethodMetrics` is made once per channel and method (bounded as the `grpc.method` label is) and shared by
 //! that method's calls: handing it to a call is a reference count, not an allocation. What is not per call
 //! (retries, circuit breakers, outlier ejections, ...) it records as its channel does. Each thread keeps the attempt
-//! series and the call series it recorded on last, with the values not recorded into them yet (see `pending.rs`):
-//! the next attempt or call of the same labels finds its series there without a lookup.
+//! series, the call series and the attempts-started counter it recorded on last, with the values not recorded into
+//! them yet (see `pending.rs`): the next attempt or call of the same labels finds its series there without a
+//! lookup.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use mesh_tower::error::EndpointCounts;
 use mesh_tower::metrics::{AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome};
 
 use super::metrics::{ChannelLabels, channel_events, status, status_key};
-use super::pending::{AttemptValues, CallValues, with_pending};
+use super::pending::{AttemptValues, CallValues, StartedCount, with_pending};
 use super::series::{AttemptKey, AttemptSeries, MethodSeries};
 
 /// A channel's metrics of one method; see the [module docs](self).
@@ -74,7 +75,29 @@ impl Metrics for MethodMetrics {
     }
 
     fn attempt_started(&self, _attempt: &AttemptStart<'_>) {
-        self.series.attempt_started.add(1);
+        let attempts = &self.series.attempts;
+        let kept = with_pending(|pending| match &mut pending.started {
+            Some(started) if Arc::ptr_eq(&started.map, attempts) => {
+                started.push();
+                true
+            }
+            _ => false,
+        });
+        if kept == Some(true) {
+            return;
+        }
+        let mut fresh =
+            StartedCount::new(Arc::clone(attempts), self.series.attempt_started.clone());
+        fresh.push();
+        let mut fresh = Some(fresh);
+        let replaced = with_pending(|pending| {
+            let fresh = fresh.take()?;
+            pending.started.replace(fresh)
+        });
+        // The method this thread counted before, or (on a thread that is ending) this one: counted now.
+        for mut done in [replaced.flatten(), fresh].into_iter().flatten() {
+            done.flush();
+        }
     }
 
     fn attempt_finished(

@@ -3,8 +3,9 @@
 //!
 //! The SDK's bound histogram takes its series' lock for every value, and calls on different threads record into
 //! the same series (one method and status, and for attempts one cluster and locality): each value then moves the
-//! series' lock and buckets from one core's cache to another's. Here each thread keeps, for the attempt series
-//! and the call series it recorded on last, the values not recorded yet, under a lock of its own that only a
+//! series' lock and buckets from one core's cache to another's (and `grpc.client.attempt.started`'s count, an
+//! atomic shared the same way). Here each thread keeps, for the attempt series, the call series and the
+//! attempts-started counter it recorded on last, the values not recorded yet, under a lock of its own that only a
 //! collection shares. It records them into their series when it has [`FLUSH_AT`] of a kind, when it moves to
 //! another series, when the thread ends, and when a collection starts: [`flush_all`] is the callback of an
 //! observable instrument on the same meter (one that observes nothing, so it is never exported), and the SDK runs
@@ -13,7 +14,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use opentelemetry::metrics::BoundHistogram;
+use opentelemetry::metrics::{BoundCounter, BoundHistogram};
 
 use super::series::{AttemptKey, AttemptSeries, SeriesMap};
 
@@ -110,15 +111,54 @@ impl CallValues {
     }
 }
 
+/// Attempts of one method started and not counted yet (`grpc.client.attempt.started`).
+pub(super) struct StartedCount {
+    /// The method's map of attempt series: which method this is.
+    pub(super) map: Arc<SeriesMap<AttemptKey, AttemptSeries>>,
+    counter: BoundCounter<u64>,
+    count: u64,
+}
+
+impl StartedCount {
+    pub(super) const fn new(
+        map: Arc<SeriesMap<AttemptKey, AttemptSeries>>,
+        counter: BoundCounter<u64>,
+    ) -> Self {
+        Self {
+            map,
+            counter,
+            count: 0,
+        }
+    }
+
+    /// Counts one more attempt, adding them to the counter when there are [`FLUSH_AT`].
+    pub(super) fn push(&mut self) {
+        self.count += 1;
+        if self.count >= FLUSH_AT as u64 {
+            self.flush();
+        }
+    }
+
+    pub(super) fn flush(&mut self) {
+        if self.count > 0 {
+            self.counter.add(std::mem::take(&mut self.count));
+        }
+    }
+}
+
 /// One thread's values not recorded yet.
 #[derive(Default)]
 pub(super) struct Pending {
+    pub(super) started: Option<StartedCount>,
     pub(super) attempt: Option<AttemptValues>,
     pub(super) call: Option<CallValues>,
 }
 
 impl Pending {
     fn flush(&mut self) {
+        if let Some(started) = &mut self.started {
+            started.flush();
+        }
         if let Some(attempt) = &mut self.attempt {
             attempt.flush();
         }
