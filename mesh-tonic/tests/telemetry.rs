@@ -64,6 +64,18 @@ async fn say_hello(client: &mut GreeterClient<mesh_tonic::Channel>) {
     assert_eq!(reply.get_ref().message, "Hello, test!");
 }
 
+/// Waits for an export with the calls' metrics (`grpc.client.call.duration` among them).
+async fn call_metrics_arrive(receiver: &OtlpReceiver) {
+    receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            metrics
+                .iter()
+                .any(|m| m.metric.name == "grpc.client.call.duration")
+        })
+        .await
+        .unwrap();
+}
+
 /// The only data point of `metric`, with its attributes; panics unless there is exactly one.
 fn histogram_point(metric: &ReceivedMetric) -> &proto::metrics::v1::HistogramDataPoint {
     let Some(Data::Histogram(histogram)) = &metric.metric.data else {
@@ -146,14 +158,7 @@ async fn calls_are_measured_with_grpc_metric_names_units_and_labels() {
     }
     let telemetry = mesh.telemetry().unwrap();
     telemetry.flush().await.unwrap();
-    receiver
-        .wait_for_metrics(PATIENCE, |metrics| {
-            metrics
-                .iter()
-                .any(|m| m.metric.name == "grpc.client.call.duration")
-        })
-        .await
-        .unwrap();
+    call_metrics_arrive(&receiver).await;
 
     let started = receiver
         .latest_metric("grpc.client.attempt.started")
@@ -740,14 +745,7 @@ async fn spans_last_exactly_as_long_as_the_duration_metrics_and_sit_in_wall_cloc
         })
         .await
         .unwrap();
-    receiver
-        .wait_for_metrics(PATIENCE, |metrics| {
-            metrics
-                .iter()
-                .any(|m| m.metric.name == "grpc.client.call.duration")
-        })
-        .await
-        .unwrap();
+    call_metrics_arrive(&receiver).await;
 
     let lasted =
         |span: &ReceivedSpan| span.span.end_time_unix_nano - span.span.start_time_unix_nano;
@@ -882,14 +880,7 @@ async fn plain_http_calls_are_labelled_other_so_paths_do_not_become_labels() {
     }
     let telemetry = mesh.telemetry().unwrap();
     telemetry.flush().await.unwrap();
-    receiver
-        .wait_for_metrics(PATIENCE, |metrics| {
-            metrics
-                .iter()
-                .any(|m| m.metric.name == "grpc.client.call.duration")
-        })
-        .await
-        .unwrap();
+    call_metrics_arrive(&receiver).await;
     let calls = receiver.latest_metric("grpc.client.call.duration").unwrap();
     let point = histogram_point(&calls);
     assert_eq!(point.count, 3, "three paths, one series");
@@ -978,14 +969,7 @@ async fn the_applications_own_metrics_keep_receiving_events_next_to_opentelemetr
     }
     assert_eq!(counter.0.load(std::sync::atomic::Ordering::Relaxed), 2);
     mesh.telemetry().unwrap().flush().await.unwrap();
-    receiver
-        .wait_for_metrics(PATIENCE, |metrics| {
-            metrics
-                .iter()
-                .any(|m| m.metric.name == "grpc.client.call.duration")
-        })
-        .await
-        .unwrap();
+    call_metrics_arrive(&receiver).await;
 }
 
 /// The data points of the latest export of gauge `name` among `metrics`, as (labels, value).
