@@ -64,16 +64,14 @@ async fn say_hello(client: &mut GreeterClient<mesh_tonic::Channel>) {
     assert_eq!(reply.get_ref().message, "Hello, test!");
 }
 
-/// Waits for an export with the calls' metrics (`grpc.client.call.duration` among them).
-async fn call_metrics_arrive(receiver: &OtlpReceiver) {
+/// The metrics received once an export has metric `name`.
+async fn metrics_with(receiver: &OtlpReceiver, name: &str) -> Vec<ReceivedMetric> {
     receiver
         .wait_for_metrics(PATIENCE, |metrics| {
-            metrics
-                .iter()
-                .any(|m| m.metric.name == "grpc.client.call.duration")
+            metrics.iter().any(|m| m.metric.name == name)
         })
         .await
-        .unwrap();
+        .unwrap()
 }
 
 /// The only data point of `metric`, with its attributes; panics unless there is exactly one.
@@ -158,7 +156,7 @@ async fn calls_are_measured_with_grpc_metric_names_units_and_labels() {
     }
     let telemetry = mesh.telemetry().unwrap();
     telemetry.flush().await.unwrap();
-    call_metrics_arrive(&receiver).await;
+    metrics_with(&receiver, "grpc.client.call.duration").await;
 
     let started = receiver
         .latest_metric("grpc.client.attempt.started")
@@ -363,6 +361,16 @@ async fn flaky_mesh(
     (receiver, xds, mesh)
 }
 
+/// The spans received once a call's span and two attempts' spans are there.
+async fn spans_of_a_retried_call(receiver: &OtlpReceiver) -> Vec<ReceivedSpan> {
+    receiver
+        .wait_for_spans(PATIENCE, |spans| {
+            spans.iter().filter(|s| is_attempt(s)).count() >= 2 && spans.iter().any(is_call)
+        })
+        .await
+        .unwrap()
+}
+
 fn is_call(span: &ReceivedSpan) -> bool {
     span.name() == METHOD && span.span.kind == SpanKind::Internal as i32
 }
@@ -387,12 +395,7 @@ async fn a_retried_call_is_one_trace_whose_attempts_carry_traceparent_to_the_ser
     say_hello(&mut client).await;
     telemetry.flush().await.unwrap();
 
-    let spans = receiver
-        .wait_for_spans(PATIENCE, |spans| {
-            spans.iter().filter(|s| is_attempt(s)).count() >= 2 && spans.iter().any(is_call)
-        })
-        .await
-        .unwrap();
+    let spans = spans_of_a_retried_call(&receiver).await;
     let calls: Vec<&ReceivedSpan> = spans.iter().filter(|s| is_call(s)).collect();
     let [call] = calls[..] else {
         panic!("one call span expected: {calls:#?}");
@@ -459,14 +462,7 @@ async fn a_retried_call_is_one_trace_whose_attempts_carry_traceparent_to_the_ser
     );
 
     // And the retry is counted.
-    let retries = receiver
-        .wait_for_metrics(PATIENCE, |metrics| {
-            metrics
-                .iter()
-                .any(|m| m.metric.name == "mesh.client.retries")
-        })
-        .await
-        .unwrap();
+    let retries = metrics_with(&receiver, "mesh.client.retries").await;
     let retries = retries
         .iter()
         .rev()
@@ -739,13 +735,8 @@ async fn spans_last_exactly_as_long_as_the_duration_metrics_and_sit_in_wall_cloc
     say_hello(&mut client).await;
     let after = since_epoch();
     telemetry.flush().await.unwrap();
-    let spans = receiver
-        .wait_for_spans(PATIENCE, |spans| {
-            spans.iter().filter(|s| is_attempt(s)).count() >= 2 && spans.iter().any(is_call)
-        })
-        .await
-        .unwrap();
-    call_metrics_arrive(&receiver).await;
+    let spans = spans_of_a_retried_call(&receiver).await;
+    metrics_with(&receiver, "grpc.client.call.duration").await;
 
     let lasted =
         |span: &ReceivedSpan| span.span.end_time_unix_nano - span.span.start_time_unix_nano;
@@ -880,7 +871,7 @@ async fn plain_http_calls_are_labelled_other_so_paths_do_not_become_labels() {
     }
     let telemetry = mesh.telemetry().unwrap();
     telemetry.flush().await.unwrap();
-    call_metrics_arrive(&receiver).await;
+    metrics_with(&receiver, "grpc.client.call.duration").await;
     let calls = receiver.latest_metric("grpc.client.call.duration").unwrap();
     let point = histogram_point(&calls);
     assert_eq!(point.count, 3, "three paths, one series");
@@ -969,7 +960,7 @@ async fn the_applications_own_metrics_keep_receiving_events_next_to_opentelemetr
     }
     assert_eq!(counter.0.load(std::sync::atomic::Ordering::Relaxed), 2);
     mesh.telemetry().unwrap().flush().await.unwrap();
-    call_metrics_arrive(&receiver).await;
+    metrics_with(&receiver, "grpc.client.call.duration").await;
 }
 
 /// The data points of the latest export of gauge `name` among `metrics`, as (labels, value).
