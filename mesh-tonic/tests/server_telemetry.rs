@@ -257,6 +257,53 @@ async fn a_call_is_one_trace_from_the_client_attempt_into_the_server_which_recor
     // The reply messages' bytes, without gRPC's 5-byte message prefixes.
     assert_eq!(*sum, (2 * reply_size) as f64);
 
+    // A path outside gRPC's `/service/method` shape is recorded as method `other` (its series made only now).
+    let mut grpc = tonic::client::Grpc::new(client_mesh.channel("xds:///greeter").unwrap());
+    grpc.ready().await.unwrap();
+    let refused = grpc
+        .unary::<HelloRequest, HelloReply, _>(
+            tonic::Request::new(HelloRequest { name: "x".into() }),
+            http::uri::PathAndQuery::from_static("/not-a-method"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+    server_telemetry.flush().await.unwrap();
+    let other = owned(&[("grpc.method", "other")]);
+    let metrics = receiver
+        .wait_for_metrics(PATIENCE, |metrics| {
+            metrics.iter().any(|m| {
+                from_server(m)
+                    && m.metric.name == "grpc.server.call.duration"
+                    && histogram(m)
+                        .iter()
+                        .any(|(labels, _, _)| labels.contains(&other[0]))
+            })
+        })
+        .await
+        .unwrap();
+    let duration = metrics
+        .iter()
+        .rev()
+        .find(|m| from_server(m) && m.metric.name == "grpc.server.call.duration")
+        .unwrap();
+    let mut series: Vec<(Labels, u64)> = histogram(duration)
+        .into_iter()
+        .map(|(labels, count, _)| (labels, count))
+        .collect();
+    series.sort();
+    assert_eq!(
+        series,
+        vec![
+            (ok.clone(), 2),
+            (
+                owned(&[("grpc.method", "other"), ("grpc.status", "UNIMPLEMENTED")]),
+                1
+            ),
+        ]
+    );
+
     client_telemetry.shutdown().await.unwrap();
     server_telemetry.shutdown().await.unwrap();
     server.shutdown().await;

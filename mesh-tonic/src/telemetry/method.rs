@@ -16,7 +16,7 @@ use mesh_tower::error::EndpointCounts;
 use mesh_tower::metrics::{AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome};
 
 use super::metrics::{ChannelLabels, channel_events, status, status_key};
-use super::pending::{AttemptValues, CallValues, StartedCount, with_pending};
+use super::pending::{CallValues, SeriesValues, StartedCount, with_pending};
 use super::series::{AttemptKey, AttemptSeries, MethodSeries};
 
 /// A channel's metrics of one method; see the [module docs](self).
@@ -166,11 +166,7 @@ impl Metrics for MethodMetrics {
             cluster: labels.cluster.into(),
             locality: labels.locality.clone(),
         };
-        let mut fresh = Some(AttemptValues::new(
-            Arc::clone(attempts),
-            attempt_key,
-            series,
-        ));
+        let mut fresh = Some(SeriesValues::new(Arc::clone(attempts), attempt_key, series));
         if let Some(fresh) = &mut fresh {
             fresh.push(values.0, values.1, values.2);
         }

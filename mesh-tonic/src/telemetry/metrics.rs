@@ -106,13 +106,7 @@ impl Instruments {
                 .build()
         };
         Self {
-            _flush: meter
-                .u64_observable_gauge("mesh.client.pending_values")
-                .with_description(
-                    "Never observed: records the request path's values kept on threads as a collection starts.",
-                )
-                .with_callback(|_| super::pending::flush_all())
-                .build(),
+            _flush: super::pending::flush_gauge(meter),
             attempt_sent: size(
                 "grpc.client.attempt.sent_total_compressed_message_size",
                 "Total bytes (compressed but not encrypted) sent across all request messages (metadata excluded) \

@@ -4,38 +4,39 @@
 //! The SDK's bound histogram takes its series' lock for every value, and calls on different threads record into
 //! the same series (one method and status, and for attempts one cluster and locality): each value then moves the
 //! series' lock and buckets from one core's cache to another's (and `grpc.client.attempt.started`'s count, an
-//! atomic shared the same way). Here each thread keeps, for the attempt series, the call series and the
-//! attempts-started counter it recorded on last, the values not recorded yet, under a lock of its own that only a
-//! collection shares. It records them into their series when it has [`FLUSH_AT`] of a kind, when it moves to
-//! another series, when the thread ends, and when a collection starts: [`flush_all`] is the callback of an
-//! observable instrument on the same meter (one that observes nothing, so it is never exported), and the SDK runs
-//! the callbacks before it reads the histograms. So a collection still sees every value recorded before it
-//! started.
+//! atomic shared the same way; the xDS-enabled server's call series and calls-started counter likewise). Here
+//! each thread keeps, for the series and counters of each kind it recorded on last, the values not recorded yet,
+//! under a lock of its own that only a collection shares. It records them into their series when it has
+//! [`FLUSH_AT`] of a kind, when it moves to another series, when the thread ends, and when a collection starts:
+//! [`flush_all`] is the callback of an observable instrument on the same meter ([`flush_gauge`], which observes
+//! nothing, so it is never exported), and the SDK runs the callbacks before it reads the histograms. So a
+//! collection still sees every value recorded before it started.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use opentelemetry::metrics::{BoundCounter, BoundHistogram};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Meter, ObservableGauge};
 
 use super::series::{AttemptKey, AttemptSeries, SeriesMap};
 
 /// How many values of a kind a thread keeps before it records them.
 pub(super) const FLUSH_AT: usize = 32;
 
-/// Values of an attempt series not recorded yet, with the series and where it is from: its method's map (kept,
-/// so that the same pointer is that map) and key.
-pub(super) struct AttemptValues {
-    pub(super) map: Arc<SeriesMap<AttemptKey, AttemptSeries>>,
-    pub(super) key: AttemptKey,
+/// Values of a duration-and-sizes series (a client attempt's, keyed by [`AttemptKey`]; a server call's, keyed by
+/// status) not recorded yet, with the series and where it is from: its method's map (kept, so that the same
+/// pointer is that map) and key.
+pub(super) struct SeriesValues<K> {
+    pub(super) map: Arc<SeriesMap<K, AttemptSeries>>,
+    pub(super) key: K,
     series: AttemptSeries,
     durations: Vec<f64>,
     sent: Vec<u64>,
     received: Vec<u64>,
 }
 
-impl AttemptValues {
+impl<K> SeriesValues<K> {
     pub(super) fn new(
-        map: Arc<SeriesMap<AttemptKey, AttemptSeries>>,
-        key: AttemptKey,
+        map: Arc<SeriesMap<K, AttemptSeries>>,
+        key: K,
         series: AttemptSeries,
     ) -> Self {
         Self {
@@ -48,7 +49,7 @@ impl AttemptValues {
         }
     }
 
-    /// Keeps one attempt's values, recording them all when there are [`FLUSH_AT`].
+    /// Keeps one attempt's or call's values, recording them all when there are [`FLUSH_AT`] of a kind.
     pub(super) fn push(&mut self, duration: f64, sent: Option<u64>, received: Option<u64>) {
         self.durations.push(duration);
         self.sent.extend(sent);
@@ -111,17 +112,18 @@ impl CallValues {
     }
 }
 
-/// Attempts of one method started and not counted yet (`grpc.client.attempt.started`).
-pub(super) struct StartedCount {
-    /// The method's map of attempt series: which method this is.
-    pub(super) map: Arc<SeriesMap<AttemptKey, AttemptSeries>>,
+/// Attempts (`grpc.client.attempt.started`) or server calls (`grpc.server.call.started`) of one method started
+/// and not counted yet.
+pub(super) struct StartedCount<K> {
+    /// The method's map of series: which method this is.
+    pub(super) map: Arc<SeriesMap<K, AttemptSeries>>,
     counter: BoundCounter<u64>,
     count: u64,
 }
 
-impl StartedCount {
+impl<K> StartedCount<K> {
     pub(super) const fn new(
-        map: Arc<SeriesMap<AttemptKey, AttemptSeries>>,
+        map: Arc<SeriesMap<K, AttemptSeries>>,
         counter: BoundCounter<u64>,
     ) -> Self {
         Self {
@@ -149,15 +151,24 @@ impl StartedCount {
 /// One thread's values not recorded yet.
 #[derive(Default)]
 pub(super) struct Pending {
-    pub(super) started: Option<StartedCount>,
-    pub(super) attempt: Option<AttemptValues>,
+    pub(super) started: Option<StartedCount<AttemptKey>>,
+    pub(super) attempt: Option<SeriesValues<AttemptKey>>,
     pub(super) call: Option<CallValues>,
+    /// The xDS-enabled server's calls started and ended (keyed by status).
+    pub(super) server_started: Option<StartedCount<u32>>,
+    pub(super) server_call: Option<SeriesValues<u32>>,
 }
 
 impl Pending {
     fn flush(&mut self) {
         if let Some(started) = &mut self.started {
             started.flush();
+        }
+        if let Some(started) = &mut self.server_started {
+            started.flush();
+        }
+        if let Some(call) = &mut self.server_call {
+            call.flush();
         }
         if let Some(attempt) = &mut self.attempt {
             attempt.flush();
@@ -202,6 +213,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// then).
 pub(super) fn with_pending<R>(keep: impl FnOnce(&mut Pending) -> R) -> Option<R> {
     VALUES.try_with(|values| keep(&mut lock(&values.0))).ok()
+}
+
+/// The instrument whose callback runs [`flush_all`] as each collection of `meter`'s provider starts; it
+/// observes nothing. Keep it as long as values are recorded through the meter.
+pub(super) fn flush_gauge(meter: &Meter) -> ObservableGauge<u64> {
+    meter
+        .u64_observable_gauge("mesh.client.pending_values")
+        .with_description(
+            "Never observed: records the request path's values kept on threads as a collection starts.",
+        )
+        .with_callback(|_| flush_all())
+        .build()
 }
 
 /// Records every thread's values into their series.
@@ -269,10 +292,7 @@ mod tests {
             "recorded as the thread ended"
         );
 
-        let _flush = meter
-            .u64_observable_gauge("flush")
-            .with_callback(|_| flush_all())
-            .build();
+        let _flush = flush_gauge(&meter);
         let running = values();
         let (kept_them, wait) = std::sync::mpsc::channel();
         let (done, finish) = std::sync::mpsc::channel::<()>();
@@ -292,7 +312,7 @@ mod tests {
         let page = reader.render().unwrap();
         assert!(
             page.contains(&format!("op_duration_seconds_count {}\n", FLUSH_AT + 5))
-                && !page.contains("flush"),
+                && !page.contains("pending"),
             "{page}"
         );
         drop(done);

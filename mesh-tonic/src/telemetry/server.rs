@@ -23,7 +23,7 @@
 //! reads the request body ([`RequestBody`](crate::server::RequestBody)); a call refused before the application
 //! received 0 bytes.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use http::HeaderMap;
@@ -32,7 +32,7 @@ use mesh_tower::metrics::{
     GrpcMessageBytes, MessageBytesCounter, MessageBytesTotal, split_grpc_path,
 };
 use mesh_tower::status::Code;
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{BoundCounter, Counter, Histogram, Meter, ObservableGauge};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, Key, KeyValue, Value};
@@ -40,6 +40,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::Tracer;
 
 use super::metrics::{LATENCY_BUCKETS, LabelCache, OTHER, SIZE_BUCKETS};
+use super::pending::{SeriesValues, StartedCount, with_pending};
+use super::series::{AttemptSeries, SeriesMap};
 
 const METHOD: Key = Key::from_static_str("grpc.method");
 const STATUS: Key = Key::from_static_str("grpc.status");
@@ -51,29 +53,35 @@ pub(crate) struct ServerTelemetry {
     duration: Histogram<f64>,
     sent: Histogram<u64>,
     received: Histogram<u64>,
-    methods: LabelCache<Box<str>>,
+    /// Each method's bound series, up to `max_methods`; the others are `other`'s (bound once a call needs it: a
+    /// bound counter is exported from then on, even at 0).
+    methods: LabelCache<Box<str>, Arc<ServerMethod>>,
+    other: OnceLock<Arc<ServerMethod>>,
     max_methods: usize,
+    /// Records the values threads keep as each collection starts (`pending.rs`).
+    _flush: ObservableGauge<u64>,
     tracer: Tracer,
     propagator: TraceContextPropagator,
 }
 
 impl ServerTelemetry {
     pub(super) fn new(meter: &Meter, tracer: Tracer) -> Self {
-        Self {
-            started: meter
-                .u64_counter("grpc.server.call.started")
-                .with_unit("{call}")
-                .with_description("The total number of RPCs started, including those that have not completed.")
-                .build(),
-            duration: meter
-                .f64_histogram("grpc.server.call.duration")
-                .with_unit("s")
-                .with_description(
-                    "End-to-end time taken to complete a call from the server transport's perspective.",
-                )
-                .with_boundaries(LATENCY_BUCKETS.to_vec())
-                .build(),
-            sent: meter
+        let started = meter
+            .u64_counter("grpc.server.call.started")
+            .with_unit("{call}")
+            .with_description(
+                "The total number of RPCs started, including those that have not completed.",
+            )
+            .build();
+        let duration = meter
+            .f64_histogram("grpc.server.call.duration")
+            .with_unit("s")
+            .with_description(
+                "End-to-end time taken to complete a call from the server transport's perspective.",
+            )
+            .with_boundaries(LATENCY_BUCKETS.to_vec())
+            .build();
+        let sent = meter
                 .u64_histogram("grpc.server.call.sent_total_compressed_message_size")
                 .with_unit("By")
                 .with_description(
@@ -81,8 +89,8 @@ impl ServerTelemetry {
                      excluded) per RPC; does not include gRPC or transport framing bytes.",
                 )
                 .with_boundaries(SIZE_BUCKETS.to_vec())
-                .build(),
-            received: meter
+                .build();
+        let received = meter
                 .u64_histogram("grpc.server.call.rcvd_total_compressed_message_size")
                 .with_unit("By")
                 .with_description(
@@ -90,7 +98,14 @@ impl ServerTelemetry {
                      excluded) per RPC; does not include gRPC or transport framing bytes.",
                 )
                 .with_boundaries(SIZE_BUCKETS.to_vec())
-                .build(),
+                .build();
+        Self {
+            started,
+            duration,
+            sent,
+            received,
+            other: OnceLock::new(),
+            _flush: super::pending::flush_gauge(meter),
             methods: LabelCache::new(),
             max_methods: super::DEFAULT_MAX_METHODS,
             tracer,
@@ -110,12 +125,20 @@ impl ServerTelemetry {
             .and_then(|_| {
                 let name = path.trim_start_matches('/');
                 self.methods.get(name, self.max_methods, || {
-                    (name.into(), Value::from(Arc::<str>::from(name)))
+                    let value = Value::from(Arc::<str>::from(name));
+                    (
+                        name.into(),
+                        Arc::new(ServerMethod::new(value, &self.started)),
+                    )
                 })
             })
-            .unwrap_or(Value::from(OTHER));
-        let method = KeyValue::new(METHOD, method);
-        self.started.add(1, std::slice::from_ref(&method));
+            .unwrap_or_else(|| {
+                let other = self
+                    .other
+                    .get_or_init(|| Arc::new(ServerMethod::new(Value::from(OTHER), &self.started)));
+                Arc::clone(other)
+            });
+        method.started();
         let parent = self.propagator.extract(&HeaderExtractor(headers));
         // Semantic conventions for RPC: the span is named `service/method`; an unknown shape keeps the path.
         let mut attributes = vec![
@@ -151,6 +174,103 @@ impl ServerTelemetry {
     }
 }
 
+/// One method's bound series: its `grpc.server.call.started` count, and its call series by status (made as
+/// statuses first occur).
+struct ServerMethod {
+    label: KeyValue,
+    started: BoundCounter<u64>,
+    calls: Arc<SeriesMap<u32, AttemptSeries>>,
+}
+
+impl ServerMethod {
+    fn new(method: Value, started: &Counter<u64>) -> Self {
+        let label = KeyValue::new(METHOD, method);
+        Self {
+            started: started.bind(std::slice::from_ref(&label)),
+            label,
+            calls: Arc::new(SeriesMap::new()),
+        }
+    }
+
+    /// Counts a call started, on this thread first (see `pending.rs`).
+    fn started(&self) {
+        let calls = &self.calls;
+        let kept = with_pending(|pending| match &mut pending.server_started {
+            Some(started) if Arc::ptr_eq(&started.map, calls) => {
+                started.push();
+                true
+            }
+            _ => false,
+        });
+        if kept == Some(true) {
+            return;
+        }
+        let mut fresh = StartedCount::new(Arc::clone(calls), self.started.clone());
+        fresh.push();
+        let mut fresh = Some(fresh);
+        let replaced = with_pending(|pending| {
+            let fresh = fresh.take()?;
+            pending.server_started.replace(fresh)
+        });
+        // The method this thread counted before, or (on a thread that is ending) this one: counted now.
+        for mut done in [replaced.flatten(), fresh].into_iter().flatten() {
+            done.flush();
+        }
+    }
+
+    /// Records a call's end with `status`, on this thread first (see `pending.rs`).
+    fn finished(
+        &self,
+        telemetry: &ServerTelemetry,
+        status: Code,
+        duration: f64,
+        sent: u64,
+        received: u64,
+    ) {
+        let key = status.as_u32();
+        let calls = &self.calls;
+        let kept = with_pending(|pending| match &mut pending.server_call {
+            Some(kept) if kept.key == key && Arc::ptr_eq(&kept.map, calls) => {
+                kept.push(duration, Some(sent), Some(received));
+                true
+            }
+            _ => false,
+        });
+        if kept == Some(true) {
+            return;
+        }
+        let make = || {
+            let labels = [self.label.clone(), KeyValue::new(STATUS, status.name())];
+            let series = AttemptSeries {
+                duration: telemetry.duration.bind(&labels),
+                sent: telemetry.sent.bind(&labels),
+                received: telemetry.received.bind(&labels),
+            };
+            (key, series)
+        };
+        let Some(series) = calls.with(
+            u64::from(key),
+            |known| *known == key,
+            usize::MAX,
+            make,
+            Clone::clone,
+        ) else {
+            return;
+        };
+        let mut fresh = SeriesValues::new(Arc::clone(calls), key, series);
+        fresh.push(duration, Some(sent), Some(received));
+        let mut fresh = Some(fresh);
+        let replaced = with_pending(|pending| {
+            let fresh = fresh.take()?;
+            pending.server_call.replace(fresh)
+        });
+        // The series this thread recorded on before, or (on a thread that is ending) this one: recorded now.
+        for mut done in [replaced.flatten(), fresh].into_iter().flatten() {
+            done.flush();
+        }
+    }
+}
+
 impl std::fmt::Debug for ServerTelemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerTelemetry").finish_non_exhaustive()
@@ -160,7 +280,7 @@ impl std::fmt::Debug for ServerTelemetry {
 /// One call being recorded; ends with [`finish`](Self::finish), or as CANCELLED when dropped before.
 pub(crate) struct ServerCall {
     telemetry: Arc<ServerTelemetry>,
-    method: KeyValue,
+    method: Arc<ServerMethod>,
     started: Instant,
     context: Context,
     sent: GrpcMessageBytes,
@@ -192,15 +312,12 @@ impl ServerCall {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
-        let telemetry = &self.telemetry;
-        let labels = [self.method.clone(), KeyValue::new(STATUS, status.name())];
-        telemetry
-            .duration
-            .record(self.started.elapsed().as_secs_f64(), &labels);
-        telemetry.sent.record(self.sent.total(), &labels);
-        telemetry.received.record(
+        self.method.finished(
+            &self.telemetry,
+            status,
+            self.started.elapsed().as_secs_f64(),
+            self.sent.total(),
             self.received.as_ref().map_or(0, MessageBytesTotal::get),
-            &labels,
         );
         let span = self.context.span();
         span.set_attribute(KeyValue::new(
