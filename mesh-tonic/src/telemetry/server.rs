@@ -22,6 +22,10 @@
 //! prefixes, metadata and HTTP/2 framing excluded), counted as the response body is sent and as the application
 //! reads the request body ([`RequestBody`](crate::server::RequestBody)); a call refused before the application
 //! received 0 bytes.
+//!
+//! Each method's series are bound once (the counter as the method is first seen, the histograms per status as it
+//! first occurs), and their values are kept on the thread that recorded them and handed to the SDK a few dozen at
+//! a time and as each collection starts, as the client's are (see `pending.rs`).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
