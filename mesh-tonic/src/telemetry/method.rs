@@ -16,7 +16,7 @@ use mesh_tower::error::EndpointCounts;
 use mesh_tower::metrics::{AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome};
 
 use super::metrics::{ChannelLabels, channel_events, status, status_key};
-use super::pending::{CallValues, SeriesValues, StartedCount, with_pending};
+use super::pending::{CallValues, SeriesValues, StartedCount, keep};
 use super::series::{AttemptKey, AttemptSeries, MethodSeries};
 
 /// A channel's metrics of one method; see the [module docs](self).
@@ -36,68 +36,35 @@ impl Metrics for MethodMetrics {
         let key = status_key(Some(outcome), call.grpc);
         let calls = &self.series.calls;
         let duration = duration.as_secs_f64();
-        let kept = with_pending(|pending| match &mut pending.call {
-            Some(values) if values.key == key && Arc::ptr_eq(&values.map, calls) => {
-                values.push(duration);
-                true
-            }
-            _ => false,
-        });
-        if kept == Some(true) {
-            return;
-        }
-        let make = || {
-            let [method, target] = self.series.labels.clone();
-            let labels = [method, target, status(Some(outcome), call.grpc)];
-            (key, self.channel.call_duration().bind(&labels))
+        let fresh = || {
+            let series = calls.of_status(key, || {
+                let [method, target] = self.series.labels.clone();
+                let labels = [method, target, status(Some(outcome), call.grpc)];
+                self.channel.call_duration().bind(&labels)
+            })?;
+            Some(CallValues::new(Arc::clone(calls), key, series))
         };
-        let Some(series) = calls.with(
-            u64::from(key),
-            |known| *known == key,
-            usize::MAX,
-            make,
-            Clone::clone,
-        ) else {
-            return;
-        };
-        let mut values = Some(CallValues::new(Arc::clone(calls), key, series));
-        if let Some(values) = &mut values {
-            values.push(duration);
-        }
-        let replaced = with_pending(|pending| {
-            let values = values.take()?;
-            pending.call.replace(values)
-        });
-        // The series this thread recorded on before, or (on a thread that is ending) this one: recorded now.
-        for mut done in [replaced.flatten(), values].into_iter().flatten() {
-            done.flush();
-        }
+        keep(
+            |pending| &mut pending.call,
+            |kept| kept.key == key && Arc::ptr_eq(&kept.map, calls),
+            |kept| kept.push(duration),
+            fresh,
+        );
     }
 
     fn attempt_started(&self, _attempt: &AttemptStart<'_>) {
         let attempts = &self.series.attempts;
-        let kept = with_pending(|pending| match &mut pending.started {
-            Some(started) if Arc::ptr_eq(&started.map, attempts) => {
-                started.push();
-                true
-            }
-            _ => false,
-        });
-        if kept == Some(true) {
-            return;
-        }
-        let mut fresh =
-            StartedCount::new(Arc::clone(attempts), self.series.attempt_started.clone());
-        fresh.push();
-        let mut fresh = Some(fresh);
-        let replaced = with_pending(|pending| {
-            let fresh = fresh.take()?;
-            pending.started.replace(fresh)
-        });
-        // The method this thread counted before, or (on a thread that is ending) this one: counted now.
-        for mut done in [replaced.flatten(), fresh].into_iter().flatten() {
-            done.flush();
-        }
+        keep(
+            |pending| &mut pending.started,
+            |kept| Arc::ptr_eq(&kept.map, attempts),
+            StartedCount::push,
+            || {
+                Some(StartedCount::new(
+                    Arc::clone(attempts),
+                    self.series.attempt_started.clone(),
+                ))
+            },
+        );
     }
 
     fn attempt_finished(
@@ -133,51 +100,37 @@ impl Metrics for MethodMetrics {
             };
             (attempt_key, bound)
         };
-        let values = (
-            end.duration.as_secs_f64(),
-            end.sent_message_bytes,
-            end.received_message_bytes,
-        );
         let attempts = &self.series.attempts;
-        let kept = with_pending(|pending| match &mut pending.attempt {
-            Some(kept)
-                if Arc::ptr_eq(&kept.map, attempts)
-                    && kept.key.is(key, labels.cluster, labels.locality) =>
-            {
-                kept.push(values.0, values.1, values.2);
-                true
-            }
-            _ => false,
-        });
-        if kept == Some(true) {
-            return;
-        }
-        let Some(series) = attempts.with(
-            AttemptKey::hash(key, labels.cluster, labels.locality),
-            |known| known.is(key, labels.cluster, labels.locality),
-            usize::MAX,
-            make,
-            Clone::clone,
-        ) else {
-            return;
+        let fresh = || {
+            let series = attempts.with(
+                AttemptKey::hash(key, labels.cluster, labels.locality),
+                |known| known.is(key, labels.cluster, labels.locality),
+                usize::MAX,
+                make,
+                Clone::clone,
+            )?;
+            let attempt_key = AttemptKey {
+                status: key,
+                cluster: labels.cluster.into(),
+                locality: labels.locality.clone(),
+            };
+            Some(SeriesValues::new(Arc::clone(attempts), attempt_key, series))
         };
-        let attempt_key = AttemptKey {
-            status: key,
-            cluster: labels.cluster.into(),
-            locality: labels.locality.clone(),
-        };
-        let mut fresh = Some(SeriesValues::new(Arc::clone(attempts), attempt_key, series));
-        if let Some(fresh) = &mut fresh {
-            fresh.push(values.0, values.1, values.2);
-        }
-        let replaced = with_pending(|pending| {
-            let fresh = fresh.take()?;
-            pending.attempt.replace(fresh)
-        });
-        // The series this thread recorded on before, or (on a thread that is ending) this one: recorded now.
-        for mut done in [replaced.flatten(), fresh].into_iter().flatten() {
-            done.flush();
-        }
+        keep(
+            |pending| &mut pending.attempt,
+            |kept| {
+                Arc::ptr_eq(&kept.map, attempts)
+                    && kept.key.is(key, labels.cluster, labels.locality)
+            },
+            |kept| {
+                kept.push(
+                    end.duration.as_secs_f64(),
+                    end.sent_message_bytes,
+                    end.received_message_bytes,
+                );
+            },
+            fresh,
+        );
     }
 
     fn records_message_sizes(&self) -> bool {

@@ -61,8 +61,10 @@ impl<K> SeriesValues<K> {
             self.flush();
         }
     }
+}
 
-    pub(super) fn flush(&mut self) {
+impl<K> Kept for SeriesValues<K> {
+    fn flush(&mut self) {
         for duration in self.durations.drain(..) {
             self.series.duration.record(duration);
         }
@@ -104,8 +106,10 @@ impl CallValues {
             self.flush();
         }
     }
+}
 
-    pub(super) fn flush(&mut self) {
+impl Kept for CallValues {
+    fn flush(&mut self) {
         for duration in self.durations.drain(..) {
             self.series.record(duration);
         }
@@ -140,8 +144,10 @@ impl<K> StartedCount<K> {
             self.flush();
         }
     }
+}
 
-    pub(super) fn flush(&mut self) {
+impl<K> Kept for StartedCount<K> {
+    fn flush(&mut self) {
         if self.count > 0 {
             self.counter.add(std::mem::take(&mut self.count));
         }
@@ -209,10 +215,48 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs `keep` on this thread's values; `None` when the thread has none any more (it is ending: record directly
-/// then).
-pub(super) fn with_pending<R>(keep: impl FnOnce(&mut Pending) -> R) -> Option<R> {
+/// Runs `keep` on this thread's values; `None` when the thread has none any more (it is ending).
+fn with_pending<R>(keep: impl FnOnce(&mut Pending) -> R) -> Option<R> {
     VALUES.try_with(|values| keep(&mut lock(&values.0))).ok()
+}
+
+/// Values of one series kept for later.
+pub(super) trait Kept {
+    /// Records the values kept into the series.
+    fn flush(&mut self);
+}
+
+/// Keeps a value (`push`) in this thread's `slot` when the values there are its series' (`is_for`); otherwise
+/// `fresh` makes its series' values (`None`: not recorded), the value goes there, and they take the slot, the
+/// values the slot held being recorded now. On a thread that is ending, the value is recorded at once.
+pub(super) fn keep<V: Kept>(
+    slot: fn(&mut Pending) -> &mut Option<V>,
+    is_for: impl FnOnce(&V) -> bool,
+    mut push: impl FnMut(&mut V),
+    fresh: impl FnOnce() -> Option<V>,
+) {
+    let kept = with_pending(|pending| match slot(pending) {
+        Some(values) if is_for(values) => {
+            push(values);
+            true
+        }
+        _ => false,
+    });
+    if kept == Some(true) {
+        return;
+    }
+    let Some(mut values) = fresh() else {
+        return;
+    };
+    push(&mut values);
+    let mut values = Some(values);
+    let replaced = with_pending(|pending| {
+        let values = values.take()?;
+        slot(pending).replace(values)
+    });
+    for mut done in [replaced.flatten(), values].into_iter().flatten() {
+        done.flush();
+    }
 }
 
 /// The instrument whose callback runs [`flush_all`] as each collection of `meter`'s provider starts; it

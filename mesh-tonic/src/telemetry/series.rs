@@ -167,6 +167,19 @@ impl<K: Clone, V: Clone> SeriesMap<K, V> {
     }
 }
 
+impl<V: Clone> SeriesMap<u32, V> {
+    /// The series of status `status` (its key), made by `make` the first time.
+    pub(super) fn of_status(&self, status: u32, make: impl FnOnce() -> V) -> Option<V> {
+        self.with(
+            u64::from(status),
+            |known| *known == status,
+            usize::MAX,
+            || (status, make()),
+            Clone::clone,
+        )
+    }
+}
+
 /// One method's series on one channel.
 #[derive(Clone)]
 pub(super) struct MethodSeries {
@@ -190,7 +203,8 @@ impl MethodSeries {
     }
 }
 
-/// The histograms of one attempt series (gRFC A66: the sizes carry the duration's labels).
+/// The histograms of one attempt series, or of one xDS-enabled server's call series (gRFC A66: the sizes carry
+/// the duration's labels).
 #[derive(Clone)]
 pub(super) struct AttemptSeries {
     pub(super) duration: BoundHistogram<f64>,

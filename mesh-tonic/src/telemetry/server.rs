@@ -44,7 +44,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::Tracer;
 
 use super::metrics::{LATENCY_BUCKETS, LabelCache, OTHER, SIZE_BUCKETS};
-use super::pending::{SeriesValues, StartedCount, with_pending};
+use super::pending::{SeriesValues, StartedCount, keep};
 use super::series::{AttemptSeries, SeriesMap};
 
 const METHOD: Key = Key::from_static_str("grpc.method");
@@ -199,27 +199,12 @@ impl ServerMethod {
     /// Counts a call started, on this thread first (see `pending.rs`).
     fn started(&self) {
         let calls = &self.calls;
-        let kept = with_pending(|pending| match &mut pending.server_started {
-            Some(started) if Arc::ptr_eq(&started.map, calls) => {
-                started.push();
-                true
-            }
-            _ => false,
-        });
-        if kept == Some(true) {
-            return;
-        }
-        let mut fresh = StartedCount::new(Arc::clone(calls), self.started.clone());
-        fresh.push();
-        let mut fresh = Some(fresh);
-        let replaced = with_pending(|pending| {
-            let fresh = fresh.take()?;
-            pending.server_started.replace(fresh)
-        });
-        // The method this thread counted before, or (on a thread that is ending) this one: counted now.
-        for mut done in [replaced.flatten(), fresh].into_iter().flatten() {
-            done.flush();
-        }
+        keep(
+            |pending| &mut pending.server_started,
+            |kept| Arc::ptr_eq(&kept.map, calls),
+            StartedCount::push,
+            || Some(StartedCount::new(Arc::clone(calls), self.started.clone())),
+        );
     }
 
     /// Records a call's end with `status`, on this thread first (see `pending.rs`).
@@ -233,45 +218,23 @@ impl ServerMethod {
     ) {
         let key = status.as_u32();
         let calls = &self.calls;
-        let kept = with_pending(|pending| match &mut pending.server_call {
-            Some(kept) if kept.key == key && Arc::ptr_eq(&kept.map, calls) => {
-                kept.push(duration, Some(sent), Some(received));
-                true
-            }
-            _ => false,
-        });
-        if kept == Some(true) {
-            return;
-        }
-        let make = || {
-            let labels = [self.label.clone(), KeyValue::new(STATUS, status.name())];
-            let series = AttemptSeries {
-                duration: telemetry.duration.bind(&labels),
-                sent: telemetry.sent.bind(&labels),
-                received: telemetry.received.bind(&labels),
-            };
-            (key, series)
+        let fresh = || {
+            let series = calls.of_status(key, || {
+                let labels = [self.label.clone(), KeyValue::new(STATUS, status.name())];
+                AttemptSeries {
+                    duration: telemetry.duration.bind(&labels),
+                    sent: telemetry.sent.bind(&labels),
+                    received: telemetry.received.bind(&labels),
+                }
+            })?;
+            Some(SeriesValues::new(Arc::clone(calls), key, series))
         };
-        let Some(series) = calls.with(
-            u64::from(key),
-            |known| *known == key,
-            usize::MAX,
-            make,
-            Clone::clone,
-        ) else {
-            return;
-        };
-        let mut fresh = SeriesValues::new(Arc::clone(calls), key, series);
-        fresh.push(duration, Some(sent), Some(received));
-        let mut fresh = Some(fresh);
-        let replaced = with_pending(|pending| {
-            let fresh = fresh.take()?;
-            pending.server_call.replace(fresh)
-        });
-        // The series this thread recorded on before, or (on a thread that is ending) this one: recorded now.
-        for mut done in [replaced.flatten(), fresh].into_iter().flatten() {
-            done.flush();
-        }
+        keep(
+            |pending| &mut pending.server_call,
+            |kept| kept.key == key && Arc::ptr_eq(&kept.map, calls),
+            |kept| kept.push(duration, Some(sent), Some(received)),
+            fresh,
+        );
     }
 }
 
