@@ -16,7 +16,7 @@ use mesh_tower::error::EndpointCounts;
 use mesh_tower::metrics::{AttemptEnd, AttemptLabels, AttemptStart, CallLabels, Metrics, Outcome};
 
 use super::metrics::{ChannelLabels, channel_events, status, status_key};
-use super::pending::{CallValues, SeriesValues, StartedCount, keep};
+use super::pending::{SeriesValues, StartedCount, keep};
 use super::series::{AttemptKey, AttemptSeries, MethodSeries};
 
 /// A channel's metrics of one method; see the [module docs](self).
@@ -42,7 +42,7 @@ impl Metrics for MethodMetrics {
                 let labels = [method, target, status(Some(outcome), call.grpc)];
                 self.channel.call_duration().bind(&labels)
             })?;
-            Some(CallValues::new(Arc::clone(calls), key, series))
+            Some(SeriesValues::new(Arc::clone(calls), key, series))
         };
         keep(
             |pending| &mut pending.call,
@@ -123,11 +123,11 @@ impl Metrics for MethodMetrics {
                     && kept.key.is(key, labels.cluster, labels.locality)
             },
             |kept| {
-                kept.push(
+                kept.push((
                     end.duration.as_secs_f64(),
                     end.sent_message_bytes,
                     end.received_message_bytes,
-                );
+                ));
             },
             fresh,
         );

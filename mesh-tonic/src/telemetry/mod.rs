@@ -62,10 +62,10 @@
 //! are dropped, never waited for. Batches are exported by a task on the runtime the telemetry started in.
 //!
 //! What it costs (the `request_path` bench's `--count` mode under callgrind, instructions per call of the whole
-//! loopback stack, client and server, ~81k without telemetry): about 7.1k with 1% of traces sampled, of which some
+//! loopback stack, client and server, ~81k without telemetry): about 6.9k with 1% of traces sampled, of which some
 //! 4.2k are `traceparent` on the wire (h2 Huffman-codes every literal it sends and the server decodes it: ~1.8k for
 //! the value alone; the name goes as an index into the connection's table, see `spans`), ~1.1k the metrics and the
-//! rest the sampling decision, the ids and the header; about 12.4k with every trace sampled, the call's two spans
+//! rest the sampling decision, the ids and the header; about 12.3k with every trace sampled, the call's two spans
 //! adding their recording (ids, shared strings, the queue), their encoding and the export call (26.5k when the
 //! spans were SDK spans through the SDK's batch processor; 59k with opentelemetry-otlp's exporter as well). What
 //! instructions do not show is threads contending for the same cache lines: the request path's histogram values

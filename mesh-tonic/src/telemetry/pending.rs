@@ -1,5 +1,5 @@
-//! The request path's histogram values, kept on the thread that recorded them until a few dozen are there or a
-//! collection starts, then recorded into their series together.
+//! The request path's and the xDS-enabled server's histogram values and call counts, kept on the thread that
+//! recorded them until a few dozen are there or a collection starts, then recorded into their series together.
 //!
 //! The SDK's bound histogram takes its series' lock for every value, and calls on different threads record into
 //! the same series (one method and status, and for attempts one cluster and locality): each value then moves the
@@ -21,97 +21,69 @@ use super::series::{AttemptKey, AttemptSeries, SeriesMap};
 /// How many values of a kind a thread keeps before it records them.
 pub(super) const FLUSH_AT: usize = 32;
 
-/// Values of a duration-and-sizes series (a client attempt's, keyed by [`AttemptKey`]; a server call's, keyed by
-/// status) not recorded yet, with the series and where it is from: its method's map (kept, so that the same
-/// pointer is that map) and key.
-pub(super) struct SeriesValues<K> {
-    pub(super) map: Arc<SeriesMap<K, AttemptSeries>>,
+/// A bound series values are kept for: what one value is, and how it is recorded.
+pub(super) trait Series {
+    type Value;
+    fn record(&self, value: &Self::Value);
+}
+
+/// A client attempt's or a server call's: its duration and its message sizes (when measured).
+impl Series for AttemptSeries {
+    type Value = (f64, Option<u64>, Option<u64>);
+
+    fn record(&self, &(duration, sent, received): &Self::Value) {
+        self.duration.record(duration);
+        if let Some(sent) = sent {
+            self.sent.record(sent);
+        }
+        if let Some(received) = received {
+            self.received.record(received);
+        }
+    }
+}
+
+/// A client call's duration.
+impl Series for BoundHistogram<f64> {
+    type Value = f64;
+
+    fn record(&self, duration: &f64) {
+        BoundHistogram::record(self, *duration);
+    }
+}
+
+/// Values of series `S` (a client attempt's, keyed by [`AttemptKey`]; a client or server call's, keyed by status)
+/// not recorded yet, with the series and where it is from: its method's map (kept, so that the same pointer is that
+/// map) and key.
+pub(super) struct SeriesValues<K, S: Series> {
+    pub(super) map: Arc<SeriesMap<K, S>>,
     pub(super) key: K,
-    series: AttemptSeries,
-    durations: Vec<f64>,
-    sent: Vec<u64>,
-    received: Vec<u64>,
+    series: S,
+    values: Vec<S::Value>,
 }
 
-impl<K> SeriesValues<K> {
-    pub(super) fn new(
-        map: Arc<SeriesMap<K, AttemptSeries>>,
-        key: K,
-        series: AttemptSeries,
-    ) -> Self {
+impl<K, S: Series> SeriesValues<K, S> {
+    pub(super) const fn new(map: Arc<SeriesMap<K, S>>, key: K, series: S) -> Self {
         Self {
             map,
             key,
             series,
-            durations: Vec::new(),
-            sent: Vec::new(),
-            received: Vec::new(),
+            values: Vec::new(),
         }
     }
 
-    /// Keeps one attempt's or call's values, recording them all when there are [`FLUSH_AT`] of a kind.
-    pub(super) fn push(&mut self, duration: f64, sent: Option<u64>, received: Option<u64>) {
-        self.durations.push(duration);
-        self.sent.extend(sent);
-        self.received.extend(received);
-        if self.durations.len() >= FLUSH_AT
-            || self.sent.len() >= FLUSH_AT
-            || self.received.len() >= FLUSH_AT
-        {
+    /// Keeps one attempt's or call's values, recording them all when there are [`FLUSH_AT`].
+    pub(super) fn push(&mut self, value: S::Value) {
+        self.values.push(value);
+        if self.values.len() >= FLUSH_AT {
             self.flush();
         }
     }
 }
 
-impl<K> Kept for SeriesValues<K> {
+impl<K, S: Series> Kept for SeriesValues<K, S> {
     fn flush(&mut self) {
-        for duration in self.durations.drain(..) {
-            self.series.duration.record(duration);
-        }
-        for sent in self.sent.drain(..) {
-            self.series.sent.record(sent);
-        }
-        for received in self.received.drain(..) {
-            self.series.received.record(received);
-        }
-    }
-}
-
-/// Values of a call series (`grpc.client.call.duration` of one method and status) not recorded yet.
-pub(super) struct CallValues {
-    pub(super) map: Arc<SeriesMap<u32, BoundHistogram<f64>>>,
-    pub(super) key: u32,
-    series: BoundHistogram<f64>,
-    durations: Vec<f64>,
-}
-
-impl CallValues {
-    pub(super) fn new(
-        map: Arc<SeriesMap<u32, BoundHistogram<f64>>>,
-        key: u32,
-        series: BoundHistogram<f64>,
-    ) -> Self {
-        Self {
-            map,
-            key,
-            series,
-            durations: Vec::new(),
-        }
-    }
-
-    /// Keeps one call's duration, recording them all when there are [`FLUSH_AT`].
-    pub(super) fn push(&mut self, duration: f64) {
-        self.durations.push(duration);
-        if self.durations.len() >= FLUSH_AT {
-            self.flush();
-        }
-    }
-}
-
-impl Kept for CallValues {
-    fn flush(&mut self) {
-        for duration in self.durations.drain(..) {
-            self.series.record(duration);
+        for value in self.values.drain(..) {
+            self.series.record(&value);
         }
     }
 }
@@ -137,7 +109,7 @@ impl<K> StartedCount<K> {
         }
     }
 
-    /// Counts one more attempt, adding them to the counter when there are [`FLUSH_AT`].
+    /// Counts one more attempt or call, adding them to the counter when there are [`FLUSH_AT`].
     pub(super) fn push(&mut self) {
         self.count += 1;
         if self.count >= FLUSH_AT as u64 {
@@ -158,11 +130,11 @@ impl<K> Kept for StartedCount<K> {
 #[derive(Default)]
 pub(super) struct Pending {
     pub(super) started: Option<StartedCount<AttemptKey>>,
-    pub(super) attempt: Option<SeriesValues<AttemptKey>>,
-    pub(super) call: Option<CallValues>,
+    pub(super) attempt: Option<SeriesValues<AttemptKey, AttemptSeries>>,
+    pub(super) call: Option<SeriesValues<u32, BoundHistogram<f64>>>,
     /// The xDS-enabled server's calls started and ended (keyed by status).
     pub(super) server_started: Option<StartedCount<u32>>,
-    pub(super) server_call: Option<SeriesValues<u32>>,
+    pub(super) server_call: Option<SeriesValues<u32, AttemptSeries>>,
 }
 
 impl Pending {
@@ -308,7 +280,7 @@ mod tests {
             .build();
         let meter = provider.meter("test");
         let histogram = meter.f64_histogram("op.duration").with_unit("s").build();
-        let values = || CallValues::new(Arc::new(SeriesMap::new()), 0, histogram.bind(&[]));
+        let values = || SeriesValues::new(Arc::new(SeriesMap::new()), 0, histogram.bind(&[]));
 
         let mut kept = values();
         for _ in 1..FLUSH_AT {

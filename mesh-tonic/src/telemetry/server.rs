@@ -85,24 +85,24 @@ impl ServerTelemetry {
             )
             .with_boundaries(LATENCY_BUCKETS.to_vec())
             .build();
-        let sent = meter
-                .u64_histogram("grpc.server.call.sent_total_compressed_message_size")
+        let size = |name: &'static str, description: &'static str| {
+            meter
+                .u64_histogram(name)
                 .with_unit("By")
-                .with_description(
-                    "Total bytes (compressed but not encrypted) sent across all response messages (metadata \
-                     excluded) per RPC; does not include gRPC or transport framing bytes.",
-                )
+                .with_description(description)
                 .with_boundaries(SIZE_BUCKETS.to_vec())
-                .build();
-        let received = meter
-                .u64_histogram("grpc.server.call.rcvd_total_compressed_message_size")
-                .with_unit("By")
-                .with_description(
-                    "Total bytes (compressed but not encrypted) received across all request messages (metadata \
-                     excluded) per RPC; does not include gRPC or transport framing bytes.",
-                )
-                .with_boundaries(SIZE_BUCKETS.to_vec())
-                .build();
+                .build()
+        };
+        let sent = size(
+            "grpc.server.call.sent_total_compressed_message_size",
+            "Total bytes (compressed but not encrypted) sent across all response messages (metadata excluded) per \
+             RPC; does not include gRPC or transport framing bytes.",
+        );
+        let received = size(
+            "grpc.server.call.rcvd_total_compressed_message_size",
+            "Total bytes (compressed but not encrypted) received across all request messages (metadata excluded) \
+             per RPC; does not include gRPC or transport framing bytes.",
+        );
         Self {
             started,
             duration,
@@ -232,7 +232,7 @@ impl ServerMethod {
         keep(
             |pending| &mut pending.server_call,
             |kept| kept.key == key && Arc::ptr_eq(&kept.map, calls),
-            |kept| kept.push(duration, Some(sent), Some(received)),
+            |kept| kept.push((duration, Some(sent), Some(received))),
             fresh,
         );
     }
